@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Shared settings and helpers for the local-cluster scripts. Sourced, not run.
+# Every port can be moved with an environment variable when the default is taken on a machine.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL=${NBP_LOCAL:-$ROOT/.local}
+BIN=${NBP_BIN:-$LOCAL/bin}
+PKI=$LOCAL/pki
+RUN=$LOCAL/run
+LOGS=$LOCAL/logs
+ETCD_DATA=$LOCAL/etcd
+APISERVER_PORT=${NBP_APISERVER_PORT:-6443}
+ETCD_CLIENT_PORT=${NBP_ETCD_CLIENT_PORT:-2379}
+ETCD_PEER_PORT=${NBP_ETCD_PEER_PORT:-2380}
+CONTROLLER_MANAGER_PORT=${NBP_CONTROLLER_MANAGER_PORT:-10257}
+SCHEDULER_PORT=${NBP_SCHEDULER_PORT:-10259}
+SERVICE_CIDR=${NBP_SERVICE_CIDR:-10.96.0.0/16}
+SERVICE_IP=${NBP_SERVICE_IP:-10.96.0.1}
+CLUSTER_CIDR=${NBP_CLUSTER_CIDR:-10.244.0.0/16}
+
+say() { printf '%s\n' "cluster: $*"; }
+die() { printf '%s\n' "cluster: error: $*" >&2; exit 1; }
+
+# pid_alive NAME: true when .local/run/NAME.pid names a live process that is still that component.
+pid_alive() {
+  local f="$RUN/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qa -- "$1" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# port_owner PORT: prints the process listening on a loopback/any TCP port, empty when free.
+port_owner() {
+  ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' | head -n 1
+}
+
+port_in_use() { [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
+
+apiserver_ready() {
+  curl -sf --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1
+}
