@@ -40,6 +40,7 @@ args_of() {
       --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
       --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
       --kubelet-certificate-authority="$PKI/ca.crt" \
+      --kubelet-preferred-address-types=InternalIP,Hostname \
       --service-account-issuer=https://kubernetes.default.svc.cluster.local \
       --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
       --api-audiences=https://kubernetes.default.svc.cluster.local \

@@ -16,6 +16,12 @@ SCHEDULER_PORT=${NBP_SCHEDULER_PORT:-10259}
 SERVICE_CIDR=${NBP_SERVICE_CIDR:-10.96.0.0/16}
 SERVICE_IP=${NBP_SERVICE_IP:-10.96.0.1}
 CLUSTER_CIDR=${NBP_CLUSTER_CIDR:-10.244.0.0/16}
+# The node (hack/node.sh). NODE_IP sits on a host-only bridge the node script creates: pods and
+# containerd reach the registry and the apiserver there, and no other network sees it.
+NODE_NAME=${NBP_NODE_NAME:-nbp-node}
+NODE_IP=${NBP_NODE_IP:-10.250.0.1}
+REGISTRY_PORT=${NBP_REGISTRY_PORT:-5000}
+DNS_SERVICE_IP=${NBP_DNS_SERVICE_IP:-10.96.0.10}
 
 say() { printf '%s\n' "cluster: $*"; }
 die() { printf '%s\n' "cluster: error: $*" >&2; exit 1; }

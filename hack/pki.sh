@@ -70,6 +70,9 @@ cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters ""
 cert admin admin system:masters ""
 cert controller-manager system:kube-controller-manager "" ""
 cert scheduler system:kube-scheduler "" ""
+# The node: one kubelet certificate serves (on NODE_IP) and authenticates it as system:node:NAME.
+cert kubelet "system:node:$NODE_NAME" system:nodes "DNS:$NODE_NAME,IP:$NODE_IP"
+cert kube-proxy system:kube-proxy "" ""
 [ -f "$PKI/sa.key" ] || {
   openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
@@ -77,3 +80,5 @@ cert scheduler system:kube-scheduler "" ""
 kubeconfig "$LOCAL/kubeconfig" admin
 kubeconfig "$PKI/controller-manager.kubeconfig" controller-manager
 kubeconfig "$PKI/scheduler.kubeconfig" scheduler
+kubeconfig "$PKI/kubelet.kubeconfig" kubelet
+kubeconfig "$PKI/kube-proxy.kubeconfig" kube-proxy
