@@ -3,15 +3,16 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: up down cluster cluster-down cluster-status binaries venv test test-unit test-integration lint bench
+.PHONY: up down cluster cluster-down cluster-status binaries node node-binaries node-down node-status venv test test-unit test-integration lint bench
 
-## up: everything on this machine (today: the pinned binaries and the control plane).
-up: cluster
-	@echo "notebook-platform: control plane ready; kubeconfig at .local/kubeconfig"
+## up: everything on this machine (today: the pinned binaries, the control plane and the node).
+up: cluster node
+	@echo "notebook-platform: cluster ready (node, registry, DNS, RWX storage); kubeconfig at .local/kubeconfig"
 	@echo "  export KUBECONFIG=$(CURDIR)/.local/kubeconfig; .local/bin/kubectl get --raw /readyz"
 
-## down: stop everything `make up` started.
-down: cluster-down
+## down: stop everything `make up` started (the node first, then the control plane).
+down: node-down
+	@hack/cluster.sh down
 
 binaries:
 	@hack/build.sh
@@ -25,6 +26,24 @@ cluster-down:
 cluster-status:
 	@hack/cluster.sh status
 
+## node: a real node on this machine (containerd, kubelet, kube-proxy, registry, CoreDNS, RWX storage).
+node: cluster node-binaries
+	@hack/node.sh up
+
+node-binaries:
+	@hack/build.sh node
+
+node-down:
+	@hack/node.sh down
+
+node-status:
+	@hack/node.sh status
+
+# configurable-http-proxy (JupyterHub's proxy) from npm, pinned by package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The venv is rebuilt when pyproject.toml changes.
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -34,7 +53,7 @@ venv: .venv/.installed
 	@touch $@
 
 ## test: every test this machine can run (unit, then integration against the real apiserver).
-test: venv binaries
+test: venv node_modules/.installed binaries
 	@$(PY) -m pytest -m unit -q $(PYTEST_ARGS)
 	@$(PY) -m pytest -m "integration or e2e" -q $(PYTEST_ARGS)
 

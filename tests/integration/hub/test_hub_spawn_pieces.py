@@ -1,0 +1,184 @@
+"""The spawn path without a running hub: form, workspace PVC, pod labels and the admission dry run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kubernetes import client
+from traitlets.config import Config
+
+from hub_config import constants as k
+from hub_config.config import configure
+from hub_config.form import render_options_form
+from hub_config.hooks import make_modify_pod_hook, make_pre_spawn_hook
+from hub_config.messages import SpawnError
+from hub_config.preview import preview_pod
+from hub_config.settings import HubSettings
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def make_spawner(username: str, settings: HubSettings, user_options: dict[str, Any] | None = None) -> Any:
+    """A NotebookSpawner configured exactly as jupyterhub_config.py does, with KubeSpawner's test hub."""
+    from hub_config.spawner import NotebookSpawner
+
+    user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/")
+    spawner = NotebookSpawner(_mock=True, user=user, config=configure(Config(), settings))
+    spawner.user_options = user_options or {}
+    return spawner
+
+
+async def render_pod(spawner: Any) -> Any:
+    """What KubeSpawner does between the pre-spawn hook and the pod create."""
+    await spawner.load_user_options()
+    return await spawner.get_pod_manifest()
+
+
+def add_poddefault(kube_api: Any, ns: str, name: str, selector: dict[str, Any], desc: str = "") -> None:
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        k.PODDEFAULT_GROUP, k.PODDEFAULT_VERSION, ns, k.PODDEFAULT_PLURAL,
+        {"apiVersion": k.PODDEFAULT_API_VERSION, "kind": "PodDefault", "metadata": {"name": name},
+         "spec": {"desc": desc or name, "selector": selector, "env": [{"name": name.upper().replace("-", "_"),
+                                                                      "value": "1"}]}})
+
+
+async def test_spawner_namespace_is_the_provisioned_one(
+    hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    username, ns = user_factory("Mixed.Case")
+    assert make_spawner(username, hub_settings()).namespace == ns
+
+
+async def test_form_for_one_user_never_lists_another_users_poddefaults(
+    kube_api: Any, poddefault_crd: str, hub_settings: Callable[..., HubSettings],
+    user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings()
+    (alice, ns_a), (bob, ns_b) = user_factory("alice"), user_factory("bob")
+    spawner_a, spawner_b = make_spawner(alice, settings), make_spawner(bob, settings)
+    for sp in (spawner_a, spawner_b):
+        await make_pre_spawn_hook(settings)(sp)
+    add_poddefault(kube_api, ns_a, "alice-data", {"matchLabels": {"alice-data": "true"}})
+    add_poddefault(kube_api, ns_b, "bob-secret", {"matchExpressions": [{"key": "bob", "operator": "Exists"}]},
+                   desc="<script>alert('bob')</script>")
+    html_a = await render_options_form(spawner_a, settings)
+    html_b = await render_options_form(spawner_b, settings)
+    assert "alice-data" in html_a and "bob-secret" not in html_a
+    assert "bob-secret" in html_b and "alice-data" not in html_b
+    assert "<script>alert" not in html_b and "&lt;script&gt;" in html_b
+
+
+async def test_form_before_first_spawn_shows_the_default_poddefaults(
+    poddefault_crd: str, hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings(builder={"url": "http://builder:8080"})
+    username, _ = user_factory()
+    html_text = await render_options_form(make_spawner(username, settings), settings)
+    assert 'value="builder" checked' in html_text
+
+
+async def test_workspace_pvc_is_read_write_many_with_the_configured_class(
+    kube_async: Any, kube_api: Any, hub_settings: Callable[..., HubSettings],
+    user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings(storage={"storage_class": "nbp-test-rwx", "capacity": "3Gi"})
+    username, ns = user_factory()
+    spawner = make_spawner(username, settings)
+    await make_pre_spawn_hook(settings)(spawner)
+    pvc = spawner.get_pvc_manifest()
+    await client_async_core(kube_async).create_namespaced_persistent_volume_claim(ns, pvc)
+    stored = client.CoreV1Api(kube_api).read_namespaced_persistent_volume_claim("workspace", ns)
+    assert stored.spec.access_modes == ["ReadWriteMany"]
+    assert stored.spec.storage_class_name == "nbp-test-rwx"
+    assert stored.spec.resources.requests == {"storage": "3Gi"}
+    assert stored.metadata.labels[k.MANAGED_BY_KEY] == "notebook-platform"
+    assert stored.metadata.labels[k.WORKSPACE_LABEL] == "true"
+    pod = await render_pod(spawner)
+    as_dict = kube_async.sanitize_for_serialization(pod)
+    mounts = {m["name"]: m["mountPath"] for m in as_dict["spec"]["containers"][0]["volumeMounts"]}
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in as_dict["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}
+    assert mounts["workspace"] == "/home/jovyan" and claims["workspace"] == "workspace"
+
+
+def client_async_core(kube_async: Any) -> Any:
+    from kubernetes_asyncio import client as aclient
+
+    return aclient.CoreV1Api(kube_async)
+
+
+async def test_chosen_configurations_become_pod_labels_and_pass_admission(
+    kube_api: Any, poddefault_crd: str, hub_settings: Callable[..., HubSettings],
+    user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings(builder={"url": "http://builder:8080"})
+    username, ns = user_factory()
+    spawner = make_spawner(username, settings, {"profile": "small", "configurations": ["builder", "gpu-env"]})
+    await make_pre_spawn_hook(settings)(spawner)
+    add_poddefault(kube_api, ns, "gpu-env", {"matchExpressions": [
+        {"key": "accelerator", "operator": "In", "values": ["nvidia", "amd"]},
+        {"key": "cpu-only", "operator": "DoesNotExist"}]})
+    pod = await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+    assert pod.metadata.labels[f"{k.DOMAIN}/builder"] == "true"
+    assert pod.metadata.labels["accelerator"] == "nvidia" and "cpu-only" not in pod.metadata.labels
+    assert pod.metadata.annotations[k.CONFIGURATIONS_ANNOTATION] == "builder,gpu-env"
+    assert pod.spec.service_account_name == "notebook"
+
+
+async def test_conflicting_configurations_are_refused_with_both_names(
+    kube_api: Any, poddefault_crd: str, hub_settings: Callable[..., HubSettings],
+    user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings()
+    username, ns = user_factory()
+    spawner = make_spawner(username, settings, {"configurations": ["prod-db", "no-prod"]})
+    await make_pre_spawn_hook(settings)(spawner)
+    add_poddefault(kube_api, ns, "prod-db", {"matchLabels": {"env": "prod"}})
+    add_poddefault(kube_api, ns, "no-prod", {"matchExpressions": [{"key": "env", "operator": "NotIn",
+                                                                   "values": ["prod"]}]})
+    with pytest.raises(SpawnError) as e:
+        await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+    assert "prod-db" in e.value.jupyterhub_message and "no-prod" in e.value.jupyterhub_message
+
+
+async def test_quota_exceeded_is_explained_before_anything_is_created(
+    kube_api: Any, hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings(quota={"limits.cpu": "1", "limits.memory": "4Gi"},
+                            profiles=[{"slug": "big", "display_name": "Big", "cpu_limit": 2, "mem_limit": "1Gi"}])
+    username, ns = user_factory()
+    spawner = make_spawner(username, settings, {"profile": "big", "configurations": []})
+    await make_pre_spawn_hook(settings)(spawner)
+    with pytest.raises(SpawnError) as e:
+        await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+    message = e.value.jupyterhub_message
+    assert "quota" in message and "limits.cpu" in message and "smaller size" in message
+    assert client.CoreV1Api(kube_api).list_namespaced_pod(ns).items == []
+
+
+async def test_pod_security_violation_is_explained(
+    hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings(profiles=[{"slug": "root", "display_name": "Root",
+                                       "kubespawner_override": {"extra_pod_config": {"hostNetwork": True}}}])
+    username, _ = user_factory()
+    spawner = make_spawner(username, settings, {"profile": "root"})
+    await make_pre_spawn_hook(settings)(spawner)
+    with pytest.raises(SpawnError, match="Pod Security level"):
+        await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+
+
+async def test_preview_dry_runs_the_pod_and_lists_matching_poddefaults(
+    kube_api: Any, poddefault_crd: str, hub_settings: Callable[..., HubSettings],
+    user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    settings = hub_settings(builder={"url": "http://builder:8080"})
+    username, ns = user_factory()
+    spawner = make_spawner(username, settings, {"profile": "small", "configurations": ["builder"]})
+    summary = await preview_pod(spawner, settings)
+    assert summary["poddefaults"] == ["builder"]
+    assert summary["resources"]["limits"]["cpu"] == "1"
+    assert client.CoreV1Api(kube_api).list_namespaced_pod(ns).items == []
