@@ -119,13 +119,22 @@ def service_account_manifest(namespace: str, settings: HubSettings) -> dict[str,
     }
 
 
-def builder_role_manifest(namespace: str) -> dict[str, Any]:
-    """Only the builder's `builds`, nothing else: a notebook token can build, not read or write the cluster."""
+def builder_role_manifest(namespace: str, settings: HubSettings) -> dict[str, Any]:
+    """The builder's `builds`, and `get` on this user's workspace claim, nothing else.
+
+    The builder checks that a caller may read the claim it names as a build context (so one token
+    cannot build from a volume it could not mount); granting `get` on exactly that claim keeps a
+    notebook token from reading or changing anything else in the cluster.
+    """
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": _meta(BUILDER_ROLE, namespace, k.COMPONENT_BUILDER_ACCESS),
-        "rules": [{"apiGroups": [k.BUILDER_API_GROUP], "resources": [k.BUILDER_RESOURCE],
-                   "verbs": list(k.BUILDER_VERBS)}],
+        "rules": [
+            {"apiGroups": [k.BUILDER_API_GROUP], "resources": [k.BUILDER_RESOURCE],
+             "verbs": list(k.BUILDER_VERBS)},
+            {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
+             "resourceNames": [settings.storage.pvc_name], "verbs": ["get"]},
+        ],
     }
 
 
@@ -175,7 +184,7 @@ def namespace_manifests(namespace: str, username: str, settings: HubSettings) ->
         resource_quota_manifest(namespace, settings),
         limit_range_manifest(namespace, settings),
         service_account_manifest(namespace, settings),
-        builder_role_manifest(namespace),
+        builder_role_manifest(namespace, settings),
         builder_role_binding_manifest(namespace, settings),
         *(poddefault_manifest(namespace, pd) for pd in default_poddefaults(settings)),
     ]

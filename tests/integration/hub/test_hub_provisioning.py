@@ -112,10 +112,11 @@ async def test_changed_settings_update_the_namespace_and_prune_only_our_poddefau
     assert objs["ns"].metadata.labels["team"] == "blue"
 
 
-def can(kube_api: Any, user: str, verb: str, ns: str, group: str, resource: str) -> bool:
+def can(kube_api: Any, user: str, verb: str, ns: str, group: str, resource: str, name: str | None = None) -> bool:
     review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
         user=user, groups=["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"],
-        resource_attributes=client.V1ResourceAttributes(namespace=ns, verb=verb, group=group, resource=resource)))
+        resource_attributes=client.V1ResourceAttributes(
+            namespace=ns, verb=verb, group=group, resource=resource, name=name)))
     return bool(client.AuthorizationV1Api(kube_api).create_subject_access_review(review).status.allowed)
 
 
@@ -140,6 +141,10 @@ async def test_notebook_service_account_can_build_and_nothing_else(
         assert not can(kube_api, sa, "list", ns_b, api_group, resource), resource
         assert not can(kube_api, sa, "get", ns_a, api_group, resource), resource
     assert not can(kube_api, sa, "create", ns_a, "rbac.authorization.k8s.io", "rolebindings")
+    # The builder checks the caller may read the claim it builds from: exactly the own workspace claim.
+    assert can(kube_api, sa, "get", ns_a, "", "persistentvolumeclaims", "workspace")
+    assert not can(kube_api, sa, "get", ns_a, "", "persistentvolumeclaims", "other-claim")
+    assert not can(kube_api, sa, "get", ns_b, "", "persistentvolumeclaims", "workspace")
 
 
 @pytest.mark.parametrize("hostile", ["../kube-system", "Kube-System", "default", "x" * 300, "a--b", "🙂🙂🙂"])

@@ -100,11 +100,15 @@ def test_quota_and_limit_range_come_from_settings() -> None:
     assert item["type"] == "Container" and item["default"]["cpu"] == "500m" and item["max"] == {"memory": "8Gi"}
 
 
-def test_notebook_service_account_may_use_builds_and_nothing_else() -> None:
+def test_notebook_service_account_may_use_builds_and_read_only_its_workspace_claim() -> None:
     kinds = by_kind(namespace_manifests("ns", "u", HubSettings()))
     (role,) = kinds["Role"]
-    assert role["rules"] == [{"apiGroups": ["builder.notebook-platform.io"], "resources": ["builds"],
-                              "verbs": ["create", "get", "list", "delete"]}]
+    assert role["rules"] == [
+        {"apiGroups": ["builder.notebook-platform.io"], "resources": ["builds"],
+         "verbs": ["create", "get", "list", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "resourceNames": ["workspace"],
+         "verbs": ["get"]},
+    ]
     (binding,) = kinds["RoleBinding"]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": BUILDER_ROLE}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "notebook", "namespace": "ns"}]
