@@ -129,6 +129,14 @@ up() {
   fi
   check_binaries
   mkdir -p "$RUN" "$LOGS" "$ETCD_DATA"
+  # A component that died (e.g. the controller-manager exits when the apiserver goes away) leaves its
+  # PID file behind; clear those first so only this start's processes are watched below.
+  for c in "${COMPONENTS[@]}"; do
+    if [ -f "$RUN/$c.pid" ] && ! pid_alive "$c"; then
+      say "removing stale PID file for $c (pid $(cat "$RUN/$c.pid") is not running)"
+      rm -f "$RUN/$c.pid"
+    fi
+  done
   chmod 700 "$ETCD_DATA"
   "$here/pki.sh"
   start etcd

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,3 +47,44 @@ class Cluster:
             [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
             input=input, capture_output=True, text=True, check=check, timeout=120,
         )
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTER_SCRIPT = ROOT / "hack" / "cluster.sh"
+BIN = ROOT / ".local" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def throwaway_env(state: Path, **extra: str) -> dict[str, str]:
+    """Environment for `hack/cluster.sh` that puts a second control plane in `state` on free ports."""
+    env = dict(os.environ)
+    env.update({
+        "NBP_LOCAL": str(state), "NBP_BIN": str(BIN),
+        "NBP_APISERVER_PORT": str(free_port()), "NBP_ETCD_CLIENT_PORT": str(free_port()),
+        "NBP_ETCD_PEER_PORT": str(free_port()), "NBP_CONTROLLER_MANAGER_PORT": str(free_port()),
+        "NBP_SCHEDULER_PORT": str(free_port()),
+    })
+    env.update(extra)
+    return env
+
+
+def cluster_script(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(CLUSTER_SCRIPT), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@contextmanager
+def throwaway_cluster(state: Path) -> Iterator[tuple[Cluster, dict[str, str]]]:
+    """A second control plane that a test may stop and restart without disturbing the shared one."""
+    env = throwaway_env(state)
+    up = cluster_script(env, "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield Cluster(state / "kubeconfig", BIN), env
+    finally:
+        cluster_script(env, "down")

@@ -13,32 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = ROOT / "hack" / "cluster.sh"
-BIN = ROOT / ".local" / "bin"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(state: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "NBP_LOCAL": str(state), "NBP_BIN": str(BIN),
-        "NBP_APISERVER_PORT": str(_free_port()), "NBP_ETCD_CLIENT_PORT": str(_free_port()),
-        "NBP_ETCD_PEER_PORT": str(_free_port()), "NBP_CONTROLLER_MANAGER_PORT": str(_free_port()),
-        "NBP_SCHEDULER_PORT": str(_free_port()),
-    })
-    env.update(extra)
-    return env
-
-
-def run(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=timeout)
+from support import BIN, cluster_script, throwaway_env
 
 
 def _pids(state: Path) -> dict[str, int]:
@@ -57,17 +32,17 @@ def _alive(pid: int) -> bool:
 def second_cluster(cluster: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
     """A second control plane; depends on `cluster` only so the binaries are known to be built."""
     state = tmp_path_factory.mktemp("cluster")
-    env = _env(state)
-    up = run(env, "up")
+    env = throwaway_env(state)
+    up = cluster_script(env, "up")
     assert up.returncode == 0, up.stdout + up.stderr
     yield state, env
-    run(env, "down")
+    cluster_script(env, "down")
 
 
 def test_second_up_on_a_running_cluster_is_a_no_op(second_cluster: tuple[Path, dict]) -> None:
     state, env = second_cluster
     before = _pids(state)
-    again = run(env, "up")
+    again = cluster_script(env, "up")
     assert again.returncode == 0, again.stderr
     assert "already running" in again.stdout
     assert _pids(state) == before, "no process was restarted"
@@ -86,17 +61,17 @@ def test_down_leaves_no_process_of_ours_running(second_cluster: tuple[Path, dict
     state, env = second_cluster
     pids = _pids(state)
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
-    down = run(env, "down")
+    down = cluster_script(env, "down")
     assert down.returncode == 0, down.stderr
     assert not any(_alive(p) for p in pids.values()), "every recorded component has exited"
     assert _pids(state) == {}
-    status = run(env, "status")
+    status = cluster_script(env, "status")
     assert status.returncode != 0 and "not running" in status.stdout
 
 
 def test_missing_binary_is_a_clear_message(tmp_path: Path) -> None:
-    env = _env(tmp_path / "state", NBP_BIN=str(tmp_path / "empty-bin"))
-    out = run(env, "up", timeout=30)
+    env = throwaway_env(tmp_path / "state", NBP_BIN=str(tmp_path / "empty-bin"))
+    out = cluster_script(env, "up", timeout=30)
     assert out.returncode != 0
     assert "missing binaries" in out.stderr and "kube-apiserver" in out.stderr
     assert "hack/build.sh" in out.stderr
@@ -109,7 +84,7 @@ def test_port_already_in_use_is_a_clear_message_naming_the_port(cluster: object,
         blocker.listen()
         port = blocker.getsockname()[1]
         state = tmp_path / "state"
-        out = run(_env(state, NBP_ETCD_CLIENT_PORT=str(port)), "up", timeout=60)
+        out = cluster_script(throwaway_env(state, NBP_ETCD_CLIENT_PORT=str(port)), "up", timeout=60)
     assert out.returncode != 0
     assert f"port {port} needed by etcd is already in use" in out.stderr
     assert not any(_alive(p) for p in _pids(state).values()), "nothing is left running after the refusal"
@@ -121,11 +96,11 @@ def test_stale_pid_file_is_removed_and_the_start_goes_on(cluster: object, tmp_pa
     dead = subprocess.Popen(["true"])
     dead.wait()
     (state / "run" / "etcd.pid").write_text(str(dead.pid))
-    env = _env(state)
+    env = throwaway_env(state)
     try:
-        out = run(env, "up")
+        out = cluster_script(env, "up")
         assert out.returncode == 0, out.stderr
         assert "removing stale PID file for etcd" in out.stdout
         assert _pids(state)["etcd"] != dead.pid
     finally:
-        run(env, "down")
+        cluster_script(env, "down")
