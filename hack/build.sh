@@ -13,7 +13,8 @@ mkdir -p "$bin"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 stamp_of() {
-  local files=("$here/versions.env" "$here/build.sh" "$here/go/$1/go.mod" "$here/go/$1/go.sum")
+  # The pins and the module's own files, not this script: editing build.sh must not rebuild everything.
+  local files=("$here/versions.env" "$here/go/$1/go.mod" "$here/go/$1/go.sum")
   shopt -s nullglob
   files+=("$here/go/$1"/*.go)
   shopt -u nullglob
@@ -57,12 +58,22 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-groups=${*:-etcd k8s tools}
+# `node` names the node's parts (hack/node.sh): each is its own module, as their dependencies clash.
+groups=""
+for g in ${*:-etcd k8s tools kwok}; do
+  if [ "$g" = node ]; then groups+=" cri lpp kaniko coredns"; else groups+=" $g"; fi
+done
 for g in $groups; do
   case $g in
     etcd) build etcd "" notebook-platform.local/hack/etcd ;;
     k8s) build k8s "$k8s_ld" $(for t in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do echo "k8s.io/kubernetes/cmd/$t"; done) ;;
     tools) build tools "" helm.sh/helm/v3/cmd/helm github.com/google/go-containerregistry/cmd/crane ;;
+    cri) build cri "" notebook-platform.local/hack/nbp-cri ;;
+    lpp) build lpp "-X main.VERSION=$LPP_VERSION" github.com/rancher/local-path-provisioner ;;
+    kaniko) build kaniko "-X github.com/GoogleContainerTools/kaniko/pkg/version.version=$KANIKO_VERSION" \
+      github.com/GoogleContainerTools/kaniko/cmd/executor ;;
+    coredns) build coredns "" github.com/coredns/coredns ;;
+    kwok) build kwok "" sigs.k8s.io/kwok/cmd/kwok ;;
     *) echo "build: unknown group $g" >&2; exit 2 ;;
   esac
 done

@@ -42,6 +42,25 @@ pin_tools() {
     go mod tidy)
 }
 
+# pin_tool DIR PACKAGE VERSION [GODEBUG]: a wrapper module whose only tool is PACKAGE.
+pin_tool() {
+  local dir="$here/go/$1"
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  (cd "$dir" && go mod init "notebook-platform.local/hack/$1" >/dev/null 2>&1 &&
+    go get -tool "$2@$3" && { [ -z "${4:-}" ] || go mod edit "-godebug=default=$4"; } && go mod tidy)
+}
+
+pin_node() {
+  # Kaniko: the maintained fork (github.com/osscontainertools/kaniko) is not served by the module
+  # proxy here (403); upstream's last release has no replace directives and builds as is.
+  pin_tool kaniko github.com/GoogleContainerTools/kaniko/cmd/executor "$KANIKO_VERSION" go1.24
+  pin_tool coredns github.com/coredns/coredns "$COREDNS_VERSION"
+  pin_tool lpp github.com/rancher/local-path-provisioner "$LPP_VERSION" go1.23
+  # nbp-cri (our own few CRI calls) follows the Kubernetes pin.
+  (cd "$here/go/cri" && go get "k8s.io/cri-api@$KUBERNETES_STAGING_VERSION" && go mod tidy)
+}
+
 pin_k8s
 pin_etcd
 pin_tools
+pin_node

@@ -14,6 +14,8 @@ from typing import Any
 _WEBHOOK_DENIAL = re.compile(r'admission webhook "([^"]+)" denied the request:?\s*(.*)', re.S)
 _PSA = re.compile(r'violates PodSecurity "([^"]+)":?\s*(.*)', re.S)
 _QUOTA = re.compile(r"exceeded quota:\s*([^,]+),\s*(.*)", re.S)
+# kube-scheduler: "0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 Insufficient cpu."
+_INSUFFICIENT = re.compile(r"Insufficient ([A-Za-z0-9./_-]+?)[.,]?(?=\s|$|,)")
 
 
 class SpawnError(Exception):
@@ -67,8 +69,13 @@ def explain_event(event: Mapping[str, Any]) -> str | None:
     if reason == "BackOff" and "pulling image" in lower:
         return f"Still cannot pull the notebook image, retrying: {message}"
     if reason == "FailedScheduling":
-        if "gpu" in lower:
+        # Only a shortage of GPUs is a GPU problem: a tainted GPU node that merely exists (and is listed in
+        # every scheduling failure) says nothing about this server's profile.
+        if any("gpu" in resource.lower() for resource in _INSUFFICIENT.findall(message)):
             return f"No node has a free GPU for this profile right now: {message}"
+        if "untolerated taint" in lower:
+            return ("Waiting for a node this server may use (nodes reserved by a taint take only servers whose "
+                    f"profile or configurations tolerate it): {message}")
         return f"Waiting for a node with room for this server: {message}"
     if reason in ("FailedMount", "FailedAttachVolume"):
         return f"The workspace volume could not be mounted yet: {message}"

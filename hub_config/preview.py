@@ -27,6 +27,12 @@ def _added(before: Sequence[Any] | None, after: Sequence[Any] | None) -> list[An
     return [x for x in (after or []) if x not in b]
 
 
+def _env_as_stored(var: Mapping[str, Any]) -> dict[str, Any]:
+    """An env entry as the apiserver stores it: an empty `value` is omitted, so `{"name": "X", "value": ""}`
+    before admission and `{"name": "X"}` after are the same variable, not an injected one."""
+    return {key: v for key, v in var.items() if not (key == "value" and v in ("", None))}
+
+
 def _env_summary(var: Mapping[str, Any]) -> dict[str, Any]:
     """Name and value, or where the value comes from (a secret's key, never its content)."""
     if "value" in var:
@@ -46,14 +52,14 @@ def describe_injection(before: Mapping[str, Any], after: Mapping[str, Any],
     b_spec, a_spec = before.get("spec") or {}, after.get("spec") or {}
     b_meta, a_meta = before.get("metadata") or {}, after.get("metadata") or {}
     b_main, a_main = _main_container(before), _main_container(after)
-    b_env = {e["name"]: e for e in b_main.get("env") or []}
+    b_env = {e["name"]: _env_as_stored(e) for e in b_main.get("env") or []}
     labels = a_meta.get("labels") or {}
     out: dict[str, Any] = {
         "poddefaults": applied_poddefaults(poddefaults, labels),
         "labels": {key: v for key, v in labels.items() if (b_meta.get("labels") or {}).get(key) != v},
         "annotations": {key: v for key, v in (a_meta.get("annotations") or {}).items()
                         if (b_meta.get("annotations") or {}).get(key) != v},
-        "env": [_env_summary(e) for e in a_main.get("env") or [] if b_env.get(e["name"]) != e],
+        "env": [_env_summary(e) for e in a_main.get("env") or [] if b_env.get(e["name"]) != _env_as_stored(e)],
         "envFrom": _added(b_main.get("envFrom"), a_main.get("envFrom")),
         "volumeMounts": [{"name": m.get("name"), "mountPath": m.get("mountPath")}
                          for m in _added(b_main.get("volumeMounts"), a_main.get("volumeMounts"))],

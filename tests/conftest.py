@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import Cluster, unique_name
+from support import Cluster, unique_name, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -76,6 +76,10 @@ def namespace_factory(kube_api: object) -> Iterator[Callable[..., str]]:
         body = {"metadata": {"name": name, "labels": {TEST_LABEL: "true", **(labels or {})}}}
         core.create_namespace(body)
         made.append(name)
+        # Pods are refused until the service-account controller has made `default`; wait for it here
+        # rather than in every test that creates a pod right away.
+        wait_for(lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items,
+                 what=f"the default service account in {name}")
         return name
 
     yield make

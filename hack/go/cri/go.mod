@@ -1,4 +1,4 @@
-module notebook-platform.local/hack/cri
+module notebook-platform.local/hack/nbp-cri
 
 go 1.26.8
 

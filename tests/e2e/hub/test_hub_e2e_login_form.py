@@ -7,95 +7,18 @@ preview goes through the real admission chain with a dry run, so it needs only t
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from harness import PASSWORD, login, run_hub
 
 from hub_config import constants as k
 from hub_config.namespaces import namespace_name
-
-ROOT = Path(__file__).resolve().parents[3]
-PASSWORD = "e2e-" + secrets.token_hex(8)
-
-
-def find_chp() -> str | None:
-    for candidate in (os.environ.get("NBP_CHP"), shutil.which("configurable-http-proxy"),
-                      str(ROOT / "node_modules" / ".bin" / "configurable-http-proxy")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def run_hub(cluster: Any, work: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """Starts `jupyterhub -f hub_config/jupyterhub_config.py` on free loopback ports; yields its URL."""
-    chp = find_chp()
-    if not chp:
-        pytest.skip("configurable-http-proxy not installed (npm install configurable-http-proxy)")
-    port, hub_port, api_port = free_port(), free_port(), free_port()
-    env = {
-        **{key: v for key, v in os.environ.items() if not key.startswith("HUB_")},
-        "PATH": f"{Path(chp).parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "HUB_SHARED_PASSWORD": PASSWORD,
-        "HUB_BIND_URL": f"http://127.0.0.1:{port}",
-        "HUB_HUB_BIND_URL": f"http://127.0.0.1:{hub_port}",
-        "HUB_PROXY_API_URL": f"http://127.0.0.1:{api_port}",
-        "HUB_DB_URL": f"sqlite:///{work}/jupyterhub.sqlite",
-        "HUB_NAMESPACE_PREFIX": "nbp-e2e-",
-        "HUB_NAMESPACE_LABELS": json.dumps({k.TEST_LABEL: "true"}),
-        "HUB_BUILDER__URL": "http://builder:8080",
-        "HUB_PREFLIGHT_WEBHOOK_WAIT": "0",
-        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(16),
-        **(extra_env or {}),
-    }
-    config_file = str(ROOT / "hub_config" / "jupyterhub_config.py")
-    log_path = work / "hub.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", config_file], cwd=work, env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"hub exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-                try:
-                    if httpx.get(f"{url}/hub/api", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"hub did not answer in 60 s:\n{log_path.read_text()[-4000:]}")
-                time.sleep(0.5)
-            yield url
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)  # the hub and the proxy/culler it started, nothing else
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -115,15 +38,6 @@ def user(kube_api: Any) -> Iterator[str]:
     except client.exceptions.ApiException as e:
         if e.status != 404:
             raise
-
-
-@contextmanager
-def login(url: str, username: str, password: str) -> Iterator[httpx.Client]:
-    """A browser-like session after the login form was posted (cookies kept)."""
-    with httpx.Client(base_url=url, follow_redirects=True, timeout=60) as c:
-        c.get("/hub/login")
-        c.post("/hub/login", data={"username": username, "password": password, "_xsrf": c.cookies.get("_xsrf")})
-        yield c
 
 
 def test_wrong_password_does_not_log_in(hub: str, user: str) -> None:

@@ -315,7 +315,9 @@ async def test_identical_content_reuses_a_succeeded_build(
 async def test_log_stream_says_waiting_sends_heartbeats_and_ends_failed_when_cancelled(
     api: httpx.AsyncClient, namespace: str, user: str
 ) -> None:
-    name = (await api.post(url(namespace), json=body(namespace), headers=bearer(user))).json()["metadata"]["name"]
+    created = await api.post(url(namespace), json=body(namespace), headers=bearer(user))
+    assert created.status_code == 201, created.text
+    name = created.json()["metadata"]["name"]
     # httpx's ASGI transport hands over the body when the response ends, so cancel while the stream is open.
     stream = asyncio.create_task(api.get(url(namespace, f"/{name}/logs"), headers=bearer(user)))
     await asyncio.sleep(3)

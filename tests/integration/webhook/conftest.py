@@ -46,7 +46,7 @@ def poddefault_crd(cluster: Any, rest: Rest) -> str:
 
     def established() -> bool:
         crd = rest.ok("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{c.CRD_NAME}")
-        conds = {x["type"]: x["status"] for x in crd.get("status", {}).get("conditions", [])}
+        conds = {x["type"]: x["status"] for x in (crd.get("status") or {}).get("conditions") or []}
         return conds.get("Established") == "True" and conds.get("NonStructuralSchema") != "True"
 
     wait_for(established, timeout=30, what="PodDefault CRD established")

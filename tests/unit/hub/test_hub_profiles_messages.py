@@ -95,6 +95,12 @@ EVENTS = [
      "free GPU"),
     ("no_room", {"reason": "FailedScheduling", "message": "0/1 nodes are available: 1 Insufficient cpu."},
      "Waiting for a node"),
+    ("untolerated_taint", {"reason": "FailedScheduling", "message": "0/2 nodes are available: 1 node(s) had "
+                           "untolerated taint(s), 1 node(s) didn't match Pod's node affinity/selector."},
+     "tolerate it"),
+    # A tainted GPU node merely existing is not a GPU shortage: this server is short of CPU.
+    ("tainted_gpu_node_and_no_cpu", {"reason": "FailedScheduling", "message": "0/2 nodes are available: "
+                                     "1 Insufficient cpu, 1 node(s) had untolerated taint(s)."}, "tolerate it"),
     ("mount", {"reason": "FailedMount", "message": "MountVolume.SetUp failed"}, "workspace volume"),
     ("scheduled", {"reason": "Scheduled", "message": "Successfully assigned"}, None),
 ]
@@ -107,6 +113,7 @@ def test_events_users_get_stuck_on_are_explained(event, words) -> None:
         assert text is None
     else:
         assert text is not None and words in text and event["message"] in text
+        assert ("GPU" in text) == ("gpu" in event["message"].lower()), "GPU wording only for a GPU shortage"
 
 
 def test_progress_event_keeps_raw_event_and_progress() -> None:
