@@ -150,19 +150,7 @@ up() {
   say "ready in $((SECONDS - t0)) s: export KUBECONFIG=$LOCAL/kubeconfig"
 }
 
-# stop NAME: TERM, then KILL after a grace period; only the PID we recorded.
-stop() {
-  local name=$1 pid
-  [ -f "$RUN/$name.pid" ] || return 0
-  pid=$(cat "$RUN/$name.pid")
-  if pid_alive "$name"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    say "stopped $name (pid $pid)"
-  fi
-  rm -f "$RUN/$name.pid"
-}
+stop() { stop_component "$1" 50 cluster; }
 
 down() {
   local i

@@ -45,3 +45,17 @@ apiserver_ready() {
   curl -sf --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1
 }
+
+# stop_component NAME TICKS PREFIX: TERM, then KILL after TICKS x 0.2 s; only the PID we recorded.
+stop_component() {
+  local name=$1 ticks=$2 prefix=$3 pid
+  [ -f "$RUN/$name.pid" ] || return 0
+  pid=$(cat "$RUN/$name.pid")
+  if pid_alive "$name"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 "$ticks"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    printf '%s\n' "$prefix: stopped $name (pid $pid)"
+  fi
+  rm -f "$RUN/$name.pid"
+}

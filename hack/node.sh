@@ -75,19 +75,7 @@ launch() {
   nsay "started $name (pid $!, log .local/logs/$name.log)"
 }
 
-# stop NAME: TERM, then KILL after a grace period; only the PID we recorded.
-stop() {
-  local name=$1 pid
-  [ -f "$RUN/$name.pid" ] || return 0
-  pid=$(cat "$RUN/$name.pid")
-  if pid_alive "$name"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    nsay "stopped $name (pid $pid)"
-  fi
-  rm -f "$RUN/$name.pid"
-}
+stop() { stop_component "$1" 75 node; }
 
 # wait_for WHAT SECONDS NAME CMD...: polls CMD; fails early when component NAME died.
 wait_for() {
