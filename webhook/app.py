@@ -60,15 +60,17 @@ def _reject_constant(name: str) -> Any:
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
     """Iterative depth check, so hostile nesting cannot exhaust the stack later (deepcopy, pydantic)."""
+    # A value at depth d sits in a container at depth d - 1, so the answer is whether some non-empty
+    # container lies at depth >= limit; only containers are pushed (scalars are most of a pod).
+    if not isinstance(value, (dict, list)):
+        return limit < 1
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > limit:
+        children = node.values() if isinstance(node, dict) else node
+        if depth >= limit and children:
             return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+        stack.extend([(v, depth + 1) for v in children if isinstance(v, (dict, list))])
     return False
 
 

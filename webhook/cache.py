@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,8 +22,37 @@ from webhook.model import CompiledPodDefault, compile_poddefault
 logger = logging.getLogger("webhook.cache")
 
 LIST_TIMEOUT = 60.0
+LIST_PAGE_SIZE = 500  # as client-go's reflector
 WATCH_SECONDS = 300  # server-side timeout of one watch request; the watch is resumed after it
 MAX_BACKOFF = 30.0
+
+
+# Metadata admission never reads, dropped before an object is cached: managedFields is about as large as a
+# PodDefault's spec, and kubectl's last-applied annotation repeats the whole object as a string.
+_UNUSED_METADATA = ("managedFields",)
+_UNUSED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def _slim(value: Any) -> Any:
+    """A copy of JSON data with dict keys interned (watch events are parsed one by one, so every object
+    would otherwise hold its own copy of "name", "value", "mountPath", ...)."""
+    if isinstance(value, dict):
+        return {sys.intern(k) if type(k) is str else k: _slim(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_slim(v) for v in value]
+    return value
+
+
+def slim_poddefault(obj: dict[str, Any]) -> dict[str, Any]:
+    """The PodDefault as the cache keeps it: without metadata admission never reads, keys interned."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta = {k: v for k, v in meta.items() if k not in _UNUSED_METADATA}
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict) and any(a in annotations for a in _UNUSED_ANNOTATIONS):
+            meta["annotations"] = {k: v for k, v in annotations.items() if k not in _UNUSED_ANNOTATIONS}
+        obj = {**obj, "metadata": meta}
+    return _slim(obj)  # type: ignore[no-any-return]
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
@@ -86,6 +116,13 @@ class PodDefaultCache:
         """Records that the apiserver was heard from (the cache-age metric)."""
         self.last_sync = self._clock()
 
+    def _unchanged(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The cached object if `obj` is the version already cached (resyncs reuse it as it is)."""
+        ns, name = _key(obj)
+        previous = self._by_ns.get(ns, {}).get(name)
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        return previous.obj if previous is not None and rv and previous.resource_version == rv else None
+
     def _compiled(self, obj: dict[str, Any], previous: CompiledPodDefault | None) -> CompiledPodDefault:
         rv = (obj.get("metadata") or {}).get("resourceVersion")
         if previous is not None and rv and previous.resource_version == rv:
@@ -100,7 +137,7 @@ class PodDefaultCache:
         kind, obj = event.get("type"), event.get("raw_object") or event.get("object")
         if isinstance(obj, dict):
             if kind in ("ADDED", "MODIFIED"):
-                self.upsert(obj)
+                self.upsert(slim_poddefault(obj))
             elif kind == "DELETED":
                 self.delete(obj)
             rv = (obj.get("metadata") or {}).get("resourceVersion")
@@ -130,12 +167,25 @@ class PodDefaultCache:
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _list(self, api: Any) -> None:
+        """Lists in pages (as client-go's reflector does): only one page of raw objects is alive at a time,
+        so a large cluster does not leave the process at the high-water mark of the whole list. All pages
+        come from one consistent snapshot; the cache switches to it after the last page."""
         start = time.monotonic()
-        result = await api.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL,
-                                                      _request_timeout=LIST_TIMEOUT)
-        items = result.get("items") or []
-        self.replace(items, (result.get("metadata") or {}).get("resourceVersion"))
-        log(logger, "poddefault_cache_listed", count=len(items), resource_version=self.resource_version,
+        kept: list[dict[str, Any]] = []
+        token = None
+        while True:
+            result = await api.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL, limit=LIST_PAGE_SIZE,
+                                                          _continue=token, _request_timeout=LIST_TIMEOUT)
+            for obj in result.get("items") or []:
+                kept.append(self._unchanged(obj) or slim_poddefault(obj))
+            meta = result.get("metadata") or {}
+            token = meta.get("continue")
+            del result
+            if not token:
+                break
+        self.replace(kept, meta.get("resourceVersion"))
+        count = len(kept)
+        log(logger, "poddefault_cache_listed", count=count, resource_version=self.resource_version,
             duration_ms=round((time.monotonic() - start) * 1000, 1))
 
     async def _watch(self, api: Any, deadline: float) -> None:

@@ -130,17 +130,25 @@ def is_excluded(pod: dict[str, Any]) -> bool:
 def select(pod: dict[str, Any], poddefaults: Iterable[CompiledPodDefault]) -> list[CompiledPodDefault]:
     """The PodDefaults that apply to the pod, in name order, including those selected by labels that
     other selected PodDefaults add (repeated until nothing new matches)."""
-    candidates = _candidates(pod, poddefaults)
+    return _select(pod, _candidates(pod, poddefaults))
+
+
+def _select(pod: dict[str, Any], candidates: list[CompiledPodDefault]) -> list[CompiledPodDefault]:
     labels = dict((pod.get("metadata") or {}).get("labels") or {})
     chosen: dict[str, CompiledPodDefault] = {}
     while True:
         new = [pd for pd in candidates if pd.name not in chosen and pd.matches(labels)]
         if not new:
             return sorted(chosen.values(), key=lambda pd: pd.name)
+        added = False
         for pd in new:
             chosen[pd.name] = pd
             for key, value in (pd.spec.get("labels") or {}).items():
-                labels.setdefault(key, value)
+                if key not in labels:
+                    labels[key] = value
+                    added = True
+        if not added:  # same labels: another pass would select nothing new
+            return sorted(chosen.values(), key=lambda pd: pd.name)
 
 
 def _candidates(pod: dict[str, Any], poddefaults: Iterable[CompiledPodDefault]) -> list[CompiledPodDefault]:
@@ -168,8 +176,8 @@ def mutate(pod: dict[str, Any], poddefaults: Iterable[CompiledPodDefault]) -> Mu
     result = json_copy(pod)
     if is_excluded(pod):
         return Mutation(result, [])
-    poddefaults = list(poddefaults)
-    chosen = select(pod, poddefaults)
+    candidates = _candidates(pod, poddefaults)
+    chosen = _select(pod, candidates)
     if not chosen:
         return Mutation(result, [])
     conflicts: list[Conflict] = []
@@ -177,7 +185,7 @@ def mutate(pod: dict[str, Any], poddefaults: Iterable[CompiledPodDefault]) -> Mu
     spec = result.setdefault("spec", {})
 
     _merge_pod_spec(spec, chosen, conflicts)
-    sidecars = _sidecar_names(pod, chosen, poddefaults)
+    sidecars = _sidecar_names(pod, chosen, candidates)
     for ctr in spec.get("containers") or []:
         if ctr.get("name") not in sidecars:
             _merge_container(ctr, chosen, conflicts)
@@ -198,7 +206,7 @@ def mutate(pod: dict[str, Any], poddefaults: Iterable[CompiledPodDefault]) -> Mu
 
 
 def _sidecar_names(pod: dict[str, Any], chosen: list[CompiledPodDefault],
-                   poddefaults: list[CompiledPodDefault]) -> frozenset[str]:
+                   candidates: list[CompiledPodDefault]) -> frozenset[str]:
     """Sidecar names of the PodDefaults applied now or recorded on the pod as applied before."""
     recorded = {k[len(c.APPLIED_ANNOTATION_PREFIX):]
                 for k in ((pod.get("metadata") or {}).get("annotations") or {})
@@ -206,7 +214,7 @@ def _sidecar_names(pod: dict[str, Any], chosen: list[CompiledPodDefault],
     names: set[str] = set()
     for pd in chosen:
         names |= pd.sidecar_names
-    for pd in _candidates(pod, poddefaults):
+    for pd in candidates if recorded else ():
         if pd.name in recorded:
             names |= pd.sidecar_names
     return frozenset(names)

@@ -38,8 +38,8 @@ def make_patch(before: Any, after: Any) -> list[Op]:
 
 
 def _diff(a: Any, b: Any, path: str, ops: list[Op]) -> None:
-    if same(a, b):
-        return
+    # Containers are walked once, key by key (no `same` on whole subtrees at every level: that made the
+    # diff quadratic in the pod's depth); scalars and replaced values are compared with `same`.
     if isinstance(a, dict) and isinstance(b, dict):
         for key in a:
             if key not in b:
@@ -57,4 +57,5 @@ def _diff(a: Any, b: Any, path: str, ops: list[Op]) -> None:
         for i in range(len(a), len(b)):
             ops.append({"op": "add", "path": f"{path}/{i}", "value": b[i]})
         return
-    ops.append({"op": "replace", "path": path, "value": b})
+    if not same(a, b):
+        ops.append({"op": "replace", "path": path, "value": b})

@@ -32,7 +32,10 @@ class Selector:
     def matches(self, labels: Labels) -> bool:
         if self.matches_nothing:
             return False
-        return all(req(labels) for req in self.requirements)
+        for req in self.requirements:  # noqa: SIM110  (a plain loop, no generator: runs per PodDefault per admission)
+            if not req(labels):
+                return False
+        return True
 
 
 NOTHING = Selector((), matches_nothing=True)

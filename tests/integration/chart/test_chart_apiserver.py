@@ -78,8 +78,6 @@ def test_every_rendered_object_is_accepted_by_the_apiserver(
 
 
 def test_the_crd_the_chart_ships_is_served(cluster: Cluster, crds: None) -> None:
-    if not POD_DEFAULT_CRD.exists():
-        pytest.skip(f"{POD_DEFAULT_CRD} not generated yet (hack/gen-crd.py)")
     crd = docs(POD_DEFAULT_CRD.read_text())[0]
     out = cluster.kubectl("get", "crd", crd["metadata"]["name"], "-o", "json")
     assert json.loads(out.stdout)["spec"]["group"] == "kubeflow.org"
