@@ -180,12 +180,12 @@ def test_builder_may_review_tokens_and_access_and_handle_build_jobs_only(default
 
 
 def test_builds_permission_aggregates_into_edit_and_admin(default: list[dict]) -> None:
-    role = find(default, "ClusterRole", "notebook-platform-builds-edit")
-    assert role["metadata"]["name"] == "notebook-platform-builds-edit"
+    role = find(default, "ClusterRole", "nbp-notebook-platform-builds-edit")
+    assert role["metadata"]["name"] == "nbp-notebook-platform-builds-edit"
     labels = role["metadata"]["labels"]
     assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
-    assert _rules(default, "ClusterRole", "notebook-platform-builds-edit") == {
+    assert _rules(default, "ClusterRole", "nbp-notebook-platform-builds-edit") == {
         ("builder.notebook-platform.io", "builds", ("create", "delete", "get", "list"), ())}
 
 
@@ -338,7 +338,7 @@ def test_hub_extra_config_is_mounted_next_to_the_config(all_on: list[dict]) -> N
 def test_proxy_service_type_and_node_port(default: list[dict], all_on: list[dict]) -> None:
     assert find(default, "Service", "-proxy-public")["spec"]["type"] == "ClusterIP"
     svc = find(all_on, "Service", "-proxy-public")["spec"]
-    assert svc["type"] == "NodePort" and svc["ports"][0]["nodePort"] == 30080
+    assert svc["type"] == "NodePort" and svc["ports"][0]["nodePort"] == 31799
 
 
 def test_builder_serves_https_from_a_tls_secret_when_one_is_named() -> None:
