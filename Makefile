@@ -3,12 +3,16 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: up down cluster cluster-down cluster-status binaries node node-binaries node-down node-status venv test test-unit test-integration lint bench
+.PHONY: up images down cluster cluster-down cluster-status binaries node node-binaries node-down node-status venv test test-unit test-integration lint bench
 
-## up: everything on this machine (today: the pinned binaries, the control plane and the node).
+## up: everything on this machine: the pinned binaries, the control plane, the node, the project's images
+## (only when their inputs change) and the chart; prints the hub URL and how to log in (hack/up.sh).
 up: cluster node
-	@echo "notebook-platform: cluster ready (node, registry, DNS, RWX storage); kubeconfig at .local/kubeconfig"
-	@echo "  export KUBECONFIG=$(CURDIR)/.local/kubeconfig; .local/bin/kubectl get --raw /readyz"
+	@hack/up.sh
+
+## images: the project's images (webhook, builder, hub, proxy, notebook) built by Kaniko on the node.
+images: node
+	@hack/project-images.sh
 
 ## down: stop everything `make up` started (the node first, then the control plane).
 down: node-down

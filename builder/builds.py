@@ -76,7 +76,7 @@ class BuildService:
                     job = await self.kube.patch_job(namespace, _name(job), patch)
                 except KubeError as e:  # another replica may have done it, or the Job just went away
                     log.info("could not record build result", extra={"namespace": namespace,
-                                                                        "name": _name(job), "error": str(e)})
+                                                                        "build": _name(job), "error": str(e)})
             out.append((job, status))
         return out
 
@@ -120,7 +120,7 @@ class BuildService:
         if await self._active_count(namespace, exclude=_name(job)) >= limit:
             await self.kube.delete_job(namespace, _name(job))
             raise LimitExceeded(429, "namespace", f"{namespace!r} already has {limit} builds pending or running")
-        log.info("build created", extra={"namespace": namespace, "name": _name(job), "user": caller.username,
+        log.info("build created", extra={"namespace": namespace, "build": _name(job), "user": caller.username,
                                          "destination": str(checked.destination)})
         return job_to_build(job, derive_status(job, [])), True
 
@@ -179,6 +179,6 @@ class BuildService:
                 if e.status == 404:
                     return None
                 raise
-            log.info("build cancelled", extra={"namespace": namespace, "name": name, "user": caller.username})
+            log.info("build cancelled", extra={"namespace": namespace, "build": name, "user": caller.username})
             return job_to_build(job, derive_status(job, []))
         raise RequestRejected(409, "name", f"build {name!r} kept changing; try again")

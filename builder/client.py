@@ -8,7 +8,8 @@ lines in the cell while it runs, and returns the digest, or raises BuildFailed s
 
 Configuration (environment, usually injected by a PodDefault): BUILDER_URL, BUILDER_CA_FILE (for https with
 the platform's CA), BUILDER_WORKSPACE_ROOT (default /home/jovyan), BUILDER_WORKSPACE_PVC,
-BUILDER_SERVICE_ACCOUNT_DIR.
+BUILDER_SERVICE_ACCOUNT_DIR. In a hub-spawned notebook the hub's own variables stand in for the unset ones:
+NBP_BUILDER_URL (the default `builder` PodDefault), NBP_WORKSPACE_PVC and NBP_WORKSPACE_PATH (every server).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from .contexthash import content_hash
 
 DEFAULT_URL = "http://notebook-platform-builder.notebook-platform.svc:8080"
 DEFAULT_WORKSPACE_ROOT = "/home/jovyan"
+
+
+def _env(name: str, hub_name: str, default: str | None = None) -> str | None:
+    """`BUILDER_<name>`, else the variable the hub injects into every notebook (`NBP_*`), else `default`."""
+    return os.environ.get(name) or os.environ.get(hub_name) or default
 
 
 class BuildError(Exception):
@@ -139,7 +145,7 @@ class BuilderClient:
     """HTTP calls to the Builder API for one namespace, with the caller's token."""
 
     def __init__(self, url: str | None = None, identity: Identity | None = None, timeout: float = 30.0) -> None:
-        self.url = (url or os.environ.get("BUILDER_URL", DEFAULT_URL)).rstrip("/")
+        self.url = (url or _env("BUILDER_URL", "NBP_BUILDER_URL", DEFAULT_URL) or DEFAULT_URL).rstrip("/")
         self.identity = identity or read_identity()
         ca = os.environ.get("BUILDER_CA_FILE")  # for an https BUILDER_URL signed by the platform's own CA
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
@@ -238,10 +244,10 @@ def build(
     field or permission) and BuildFailed when the build itself fails or is cancelled."""
     if not destination:
         raise BuildError("destination is required, e.g. registry.local:5000/<namespace>/<name>:<tag>")
-    pvc = pvc or os.environ.get("BUILDER_WORKSPACE_PVC")
+    pvc = pvc or _env("BUILDER_WORKSPACE_PVC", "NBP_WORKSPACE_PVC")
     if not pvc:
         raise BuildError("which volume? pass pvc= or set BUILDER_WORKSPACE_PVC")
-    root = workspace_root or os.environ.get("BUILDER_WORKSPACE_ROOT", DEFAULT_WORKSPACE_ROOT)
+    root = workspace_root or _env("BUILDER_WORKSPACE_ROOT", "NBP_WORKSPACE_PATH") or DEFAULT_WORKSPACE_ROOT
     rel = volume_path(path, root)
     progress = Progress(quiet=quiet)
     body: dict[str, Any] = {

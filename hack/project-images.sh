@@ -141,7 +141,7 @@ YAML
     state=$(job_state "$job")
     if [ $((SECONDS - last)) -ge 20 ] && [ -z "$state" ]; then
       last=$SECONDS
-      line=$(kubectl -n "$NS" logs "job/$job" --tail=1 2>/dev/null | cut -c1-100 || true)
+      line=$(kubectl -n "$NS" logs "job/$job" --tail=1 2>/dev/null | sed "s/\x1b\[[0-9;]*m//g" | cut -c1-100 || true)
       psay "  $target: $((SECONDS - b0)) s ${line:+: $line}"
     fi
   done

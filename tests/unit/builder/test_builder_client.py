@@ -65,5 +65,19 @@ def test_sse_parsing() -> None:
 def test_cli_without_a_volume_fails_with_a_message(home: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("BUILDER_WORKSPACE_PVC", raising=False)
+    monkeypatch.delenv("NBP_WORKSPACE_PVC", raising=False)
     assert main([str(home / "proj"), "registry.local:5000/alice/app"]) == 1
     assert "BUILDER_WORKSPACE_PVC" in capsys.readouterr().err
+
+
+def test_in_a_hub_notebook_the_hubs_variables_stand_in_for_unset_builder_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.client import _env
+
+    for name in ("BUILDER_WORKSPACE_PVC", "NBP_WORKSPACE_PVC"):
+        monkeypatch.delenv(name, raising=False)
+    assert _env("BUILDER_WORKSPACE_PVC", "NBP_WORKSPACE_PVC") is None
+    assert _env("BUILDER_WORKSPACE_PVC", "NBP_WORKSPACE_PVC", "d") == "d"
+    monkeypatch.setenv("NBP_WORKSPACE_PVC", "workspace")
+    assert _env("BUILDER_WORKSPACE_PVC", "NBP_WORKSPACE_PVC") == "workspace"
+    monkeypatch.setenv("BUILDER_WORKSPACE_PVC", "mine")
+    assert _env("BUILDER_WORKSPACE_PVC", "NBP_WORKSPACE_PVC") == "mine"
