@@ -108,6 +108,13 @@ def build_schema() -> dict[str, Any]:
             "podDisruptionBudget": _obj({"enabled": BOOL, "minAvailable": {"type": ["integer", "string"]}}),
             "podAntiAffinity": {"enum": ["soft", "hard"]},
             "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 30},
+            "namespaceSelector": _obj({
+                "matchLabels": STR_MAP,
+                "matchExpressions": {"type": "array", "items": {**_obj({
+                    "key": {"type": "string", "minLength": 1},
+                    "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                    "values": {"type": "array", "items": STR}}), "required": ["key", "operator"]}},
+            }, "Namespaces the webhook serves; empty: notebook-platform.io/poddefaults=enabled."),
             **SCHEDULING,
             "settings": settings_schema("webhook", defs),
         }),

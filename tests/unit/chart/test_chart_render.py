@@ -65,6 +65,21 @@ def test_mutating_webhook_configuration_is_narrow_and_safe(default: list[dict]) 
     assert excluded["operator"] == "NotIn" and set(excluded["values"]) == {NAMESPACE, "kube-system"}
 
 
+def test_webhook_namespace_selector_value_replaces_the_poddefaults_label_but_keeps_the_exclusions() -> None:
+    objs = render(set_json={"webhook.namespaceSelector": {
+        "matchLabels": {"tenant": "blue"},
+        "matchExpressions": [{"key": "team", "operator": "Exists"}]}})
+    sel = find(objs, "MutatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"]
+    assert sel["matchLabels"] == {"tenant": "blue"}
+    exprs = {e["key"]: e for e in sel["matchExpressions"]}
+    assert wc.NAMESPACE_LABEL not in exprs
+    assert exprs["team"] == {"key": "team", "operator": "Exists"}
+    assert set(exprs["kubernetes.io/metadata.name"]["values"]) == {NAMESPACE, "kube-system"}
+    only_labels = render(set_json={"webhook.namespaceSelector": {"matchLabels": {"tenant": "blue"}}})
+    sel = find(only_labels, "MutatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"]
+    assert [e["key"] for e in sel["matchExpressions"]] == ["kubernetes.io/metadata.name"]
+
+
 def test_webhook_client_config_points_at_the_service_and_its_tls_port(default: list[dict]) -> None:
     svc = find(default, "Service", "-webhook")
     d = find(default, "Deployment", "-webhook")
