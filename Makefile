@@ -58,6 +58,8 @@ venv: .venv/.installed
 
 ## test: every test this machine can run (unit, then integration against the real apiserver).
 test: venv node_modules/.installed binaries
+	@.venv/bin/ruff check webhook builder hub_config tests bench
+	@.venv/bin/mypy
 	@$(PY) -m pytest -m unit -q $(PYTEST_ARGS)
 	@$(PY) -m pytest -m "integration or e2e" -q $(PYTEST_ARGS)
 

@@ -1,22 +1,34 @@
 """Builder API latency against the local apiserver: POST -> Job created, and listing with many builds.
 
     .venv/bin/python bench/builder_api.py [--builds 1000] [--kubeconfig .local/kubeconfig]
+    .venv/bin/python bench/builder_api.py --builds 0 --kaniko [--kaniko-rounds 3] [--kaniko-workloads small,medium]
 
 Each POST goes through the whole path (TokenReview + SubjectAccessReviews, reuse lookup, the namespace limit
 check before and after creating the Job). Every build is cancelled right after it is created, so the namespace
 fills up with finished builds the way it does in use (a handful active, many finished) and the limit check
 stays small. Then GET .../builds is timed with all of them present. The app runs in-process (ASGI); the
-apiserver is real. Prints figures, then one JSON line.
+apiserver is real. `--builds 0` skips this part.
+
+`--kaniko` (needs the platform `make up` installs, node and registry included) measures real builds through
+the installed builder's REST API, as a user: a namespace provisioned by the hub's own code and settings, its
+workspace claim, the `notebook` service account's token. Per workload and round, in a fresh repository (so the
+first build is truly cold; Kaniko's cache is `<repository>/cache`): a cold build, then the same Dockerfile
+with only the file of its last layer (`COPY`) changed. Each is timed from the POST to the `built` event of the
+SSE log, and split into steps by the arrival time of Kaniko's log lines. Prints figures, then one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import itertools
 import json
 import os
+import re
 import secrets
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +46,9 @@ from builder.app import create_app  # noqa: E402
 from builder.settings import Settings  # noqa: E402
 
 REG = "registry.local:5000"
+PLATFORM_NAMESPACE = "notebook-platform"
+BUILDER_SERVICE = "notebook-platform-builder"
+HUB_SECRET = "notebook-platform-hub"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -95,7 +110,6 @@ async def run(kubeconfig: Path, builds: int, list_rounds: int) -> dict[str, Any]
         kc.CoreV1Api(api).delete_namespace(ns, propagation_policy="Background")
         api.close()
     return {
-        "bench": "builder_api",
         "builds": builds,
         "jobs_present": present,
         "listed": listed,
@@ -109,17 +123,224 @@ async def run(kubeconfig: Path, builds: int, list_rounds: int) -> dict[str, Any]
     }
 
 
+# -- Kaniko: cold vs one-layer-changed builds through the installed builder ---------------------------------
+
+# The slow layer: MIB of fresh random data kept in the image, and ROUNDS times `gzip -9` over 8 MiB of it (real
+# CPU work, ~0.5 s a round here). Random output: a rebuilt layer never equals the cached one. Last, a small COPY.
+KANIKO_DOCKERFILE = """\
+FROM {base}
+RUN mkdir /opt/work && head -c {mib}M /dev/urandom > /opt/work/data.bin \\
+ && for i in $(seq {rounds}); do head -c 8M /opt/work/data.bin | gzip -9 | sha256sum; done > /opt/work/SUMS
+COPY stamp.txt /stamp.txt
+CMD ["cat", "/stamp.txt"]
+"""
+# name -> (MiB kept in the RUN layer, gzip rounds). `small` is tests/e2e/builder's Dockerfile.
+KANIKO_WORKLOADS = {"small": (8, 6), "medium": (64, 24)}
+# Kaniko's log lines (executor v1.24) that start a step; the first match of each, in log order.
+KANIKO_STEPS = [
+    ("Retrieving image manifest", "base manifest, cache lookup"),
+    ("Unpacking rootfs", "unpack base image"),
+    ("Initializing snapshotter", "initial snapshot"),
+    ("Running: [", "RUN command"),
+    ("Found cached layer", "extract cached layer"),
+    ("Pushing layer", "push layer to cache"),
+    ("COPY ", "COPY + snapshot"),
+]
+CACHE_HIT, CACHE_MISS = "Using caching version of cmd: RUN", "No cached layer found for cmd RUN"
+PUSH_RE = re.compile(r"Pushing image to (\S+)")
+CACHE_REF_RE = re.compile(r":[0-9a-f]{64}$")
+
+
+def kaniko_steps(events: list[tuple[float, dict[str, Any]]], total: float) -> dict[str, float]:
+    """Seconds per step: POST -> first log line (pod start), Kaniko's steps, last line -> `built`."""
+    lines = [(t, str(d.get("message", ""))) for t, d in events if d.get("phase") == "log"]
+    if not lines:
+        return {}
+    marks: list[tuple[float, str]] = [(0.0, "pod start")]
+    seen: set[str] = set()
+    for t, line in lines:
+        label = next((lab for key, lab in KANIKO_STEPS if key in line), None)
+        if "Taking snapshot of full filesystem" in line and "RUN command" in seen:
+            label = "snapshot RUN layer"
+        m = PUSH_RE.search(line)
+        if m and not CACHE_REF_RE.search(m.group(1)):
+            label = "push image"
+        if label and label not in seen:
+            seen.add(label)
+            marks.append((t, label))
+    marks.append((lines[-1][0], "exit -> built"))
+    marks.append((total, ""))
+    steps: dict[str, float] = {}
+    for (t0, label), (t1, _) in itertools.pairwise(marks):
+        steps[label] = steps.get(label, 0.0) + t1 - t0
+    return steps
+
+
+def kaniko_setup(api: Any, kubeconfig: Path) -> dict[str, Any]:
+    """A user as the hub makes one (its own code and installed settings), the claim, a notebook SA token."""
+    import yaml
+    from kubernetes_asyncio import config as aconfig
+
+    from hub_config.namespaces import ensure_user_namespace, namespace_name
+    from hub_config.settings import HubSettings
+
+    core = kc.CoreV1Api(api)
+    raw = core.read_namespaced_secret(HUB_SECRET, PLATFORM_NAMESPACE).data["settings.yaml"]
+    settings = HubSettings(**yaml.safe_load(base64.b64decode(raw)))
+    username = f"bench-kaniko-{secrets.token_hex(3)}"
+    ns = namespace_name(username, settings.namespace_prefix)
+
+    async def provision() -> None:
+        aapi = await aconfig.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            await ensure_user_namespace(aapi, username, ns, settings)
+        finally:
+            await aapi.close()
+
+    asyncio.run(provision())
+    core.patch_namespace(ns, {"metadata": {"labels": {"notebook-platform.io/test": "true"}}})
+    st = settings.storage
+    core.create_namespaced_persistent_volume_claim(ns, {
+        "metadata": {"name": st.pvc_name, "labels": {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_COMPONENT: "bench"}},
+        "spec": {"accessModes": list(st.access_modes), "storageClassName": st.storage_class,
+                 "resources": {"requests": {"storage": st.capacity}}}})
+    sa = settings.notebook_service_account
+    token = core.create_namespaced_service_account_token(sa, ns, {"spec": {"expirationSeconds": 7200}}).status.token
+    url = None
+    for sl in kc.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+            PLATFORM_NAMESPACE, label_selector=f"kubernetes.io/service-name={BUILDER_SERVICE}").items:
+        port = next(p.port for p in sl.ports or [] if p.name == "http")
+        url = url or next((f"http://{e.addresses[0]}:{port}" for e in sl.endpoints or []
+                           if e.conditions and e.conditions.ready), None)
+    if not url:
+        raise SystemExit(f"no ready builder behind {PLATFORM_NAMESPACE}/{BUILDER_SERVICE}: is the platform up?")
+    suite = subprocess.run(["bash", "-c", f'. "{ROOT}/hack/versions.env"; echo "$DEBIAN_SUITE"'],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    registry = settings.builder.registry or REG
+    return {"ns": ns, "sa": sa, "pvc": st.pvc_name, "token": str(token), "url": url, "registry": registry,
+            "base": f"{registry}/nbp/base:{suite}"}
+
+
+def kaniko_write(api: Any, user: dict[str, Any], files: dict[str, str]) -> None:
+    """Writes files into the folder `proj` of the workspace volume with a pod, as a notebook would."""
+    core = kc.CoreV1Api(api)
+    script = ["set -e", "mkdir -p /ws/proj"]
+    script += [f"printf %s {base64.b64encode(v.encode()).decode()} | base64 -d > /ws/proj/{k}"
+               for k, v in files.items()]
+    name = f"context-{secrets.token_hex(3)}"
+    core.create_namespaced_pod(user["ns"], {"metadata": {"name": name, "labels": {
+        c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_COMPONENT: "bench"}}, "spec": {
+        "restartPolicy": "Never", "serviceAccountName": user["sa"], "automountServiceAccountToken": False,
+        "containers": [{"name": "write", "image": user["base"], "command": ["bash", "-c", "\n".join(script)],
+                        "volumeMounts": [{"name": "ws", "mountPath": "/ws"}]}],
+        "volumes": [{"name": "ws", "persistentVolumeClaim": {"claimName": user["pvc"]}}]}})
+    deadline = time.monotonic() + 300
+    while (phase := core.read_namespaced_pod(name, user["ns"]).status.phase) not in ("Succeeded", "Failed"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"pod {user['ns']}/{name} still {phase} after 300 s")
+        time.sleep(0.5)
+    core.delete_namespaced_pod(name, user["ns"], grace_period_seconds=0)
+    if phase != "Succeeded":
+        raise SystemExit(f"writing the build context failed (pod {user['ns']}/{name})")
+
+
+def kaniko_build(user: dict[str, Any], destination: str) -> dict[str, Any]:
+    """One build through the REST API, followed over SSE to `built`: seconds, digest, the log, steps."""
+    from builder.client import BuilderClient, Identity
+
+    client = BuilderClient(user["url"], Identity(user["token"], user["ns"]))
+    events: list[tuple[float, dict[str, Any]]] = []
+    t0 = time.monotonic()
+    try:
+        created, _ = client.create({"context": {"pvc": user["pvc"], "path": "proj"}, "destination": destination,
+                                    "cache": True})
+        name = created["metadata"]["name"]
+        for _, data in client.events(name):
+            if data is None:
+                continue
+            events.append((time.monotonic() - t0, data))
+            if data.get("phase") in ("built", "failed"):
+                break
+    finally:
+        client.http.close()
+    total = time.monotonic() - t0
+    last = events[-1][1] if events else {}
+    log = "\n".join(str(d.get("message", "")) for _, d in events if d.get("phase") == "log")
+    if last.get("phase") != "built":
+        raise SystemExit(f"build {name} did not succeed: {last}\n{log[-3000:]}")
+    return {"name": name, "seconds": total, "digest": last["digest"], "log": log,
+            "hit": CACHE_HIT in log, "miss": CACHE_MISS in log, "steps": kaniko_steps(events, total)}
+
+
+def kaniko_bench(kubeconfig: Path, rounds: int, workloads: list[str]) -> dict[str, Any]:
+    api = kconfig.new_client_from_config(config_file=str(kubeconfig))
+    user: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    try:
+        user = kaniko_setup(api, kubeconfig)
+        print(f"kaniko: namespace {user['ns']}, builder {user['url']}, base {user['base']}", flush=True)
+        for wl in workloads:
+            mib, gz = KANIKO_WORKLOADS[wl]
+            dockerfile = KANIKO_DOCKERFILE.format(base=user["base"], mib=mib, rounds=gz)
+            runs: dict[str, list[dict[str, Any]]] = {"cold": [], "warm": []}
+            for r in range(rounds):
+                repo = f"{user['registry']}/{user['ns']}/{wl}-{r}"  # fresh repository, fresh cache
+                for kind, tag in (("cold", "v1"), ("warm", "v2")):
+                    kaniko_write(api, user, {"Dockerfile": dockerfile, "stamp.txt": f"{kind} {secrets.token_hex(8)}\n"})
+                    b = kaniko_build(user, f"{repo}:{tag}")
+                    expected = (False, True) if kind == "cold" else (True, False)
+                    if (b["hit"], b["miss"]) != expected:
+                        raise SystemExit(f"{wl} round {r} {kind}: cache hit={b['hit']} miss={b['miss']}, "
+                                         f"expected hit={expected[0]}\n{b['log'][-3000:]}")
+                    runs[kind].append(b)
+                    steps = ", ".join(f"{k} {v:.1f}" for k, v in b["steps"].items())
+                    print(f"  {wl} round {r + 1} {kind}: {b['seconds']:.1f} s ({steps})", flush=True)
+            res: dict[str, Any] = {"rounds": rounds, "layer_mib": mib, "gzip_rounds": gz}
+            for kind, bs in runs.items():
+                res[f"{kind}_s_p50"] = round(statistics.median(b["seconds"] for b in bs), 2)
+                res[f"{kind}_s"] = [round(b["seconds"], 2) for b in bs]
+                labels = list(dict.fromkeys(k for b in bs for k in b["steps"]))
+                res[f"{kind}_steps_s_p50"] = {k: round(statistics.median(b["steps"].get(k, 0.0) for b in bs), 2)
+                                              for k in labels}
+            res["ratio_p50"] = round(res["cold_s_p50"] / res["warm_s_p50"], 2)
+            out[wl] = res
+    finally:
+        if user.get("ns"):
+            kc.CoreV1Api(api).delete_namespace(user["ns"], propagation_policy="Background")
+        api.close()
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--builds", type=int, default=1000)
+    p.add_argument("--builds", type=int, default=1000, help="API section: builds to create (0 skips it)")
     p.add_argument("--list-rounds", type=int, default=30)
+    p.add_argument("--kaniko", action="store_true",
+                   help="also measure real Kaniko builds (cold vs one layer changed) through the installed builder")
+    p.add_argument("--kaniko-rounds", type=int, default=3)
+    known = ", ".join(f"{k} ({m} MiB, {g} gzip rounds)" for k, (m, g) in KANIKO_WORKLOADS.items())
+    p.add_argument("--kaniko-workloads", default="small,medium", help=f"comma-separated, of: {known}")
     p.add_argument("--kubeconfig", type=Path,
                    default=Path(os.environ.get("NBP_KUBECONFIG", ROOT / ".local" / "kubeconfig")))
     a = p.parse_args()
-    out = asyncio.run(run(a.kubeconfig, a.builds, a.list_rounds))
-    print(f"POST -> Job created: p50 {out['post_ms_p50']} ms, p99 {out['post_ms_p99']} ms "
-          f"(first 100: {out['post_first100_ms_p50']} ms, last 100: {out['post_last100_ms_p50']} ms)")
-    print(f"GET list with {out['listed']} builds: p50 {out['list_ms_p50']} ms, p99 {out['list_ms_p99']} ms")
+    out: dict[str, Any] = {"bench": "builder_api"}
+    if a.builds > 0:
+        out.update(asyncio.run(run(a.kubeconfig, a.builds, a.list_rounds)))
+        print(f"POST -> Job created: p50 {out['post_ms_p50']} ms, p99 {out['post_ms_p99']} ms "
+              f"(first 100: {out['post_first100_ms_p50']} ms, last 100: {out['post_last100_ms_p50']} ms)")
+        print(f"GET list with {out['listed']} builds: p50 {out['list_ms_p50']} ms, p99 {out['list_ms_p99']} ms")
+    if a.kaniko:
+        workloads = [w for w in a.kaniko_workloads.split(",") if w]
+        unknown = set(workloads) - set(KANIKO_WORKLOADS)
+        if unknown:
+            raise SystemExit(f"unknown workload(s) {sorted(unknown)}; known: {sorted(KANIKO_WORKLOADS)}")
+        out["kaniko"] = kaniko_bench(a.kubeconfig, a.kaniko_rounds, workloads)
+        for wl, res in out["kaniko"].items():
+            print(f"Kaniko {wl} ({res['layer_mib']} MiB RUN layer, {res['gzip_rounds']} gzip rounds), "
+                  f"{res['rounds']} rounds: cold p50 {res['cold_s_p50']} s, one layer changed p50 "
+                  f"{res['warm_s_p50']} s, ratio {res['ratio_p50']} (target >= 3)")
+            for kind in ("cold", "warm"):
+                print(f"  {kind} steps p50: " + ", ".join(f"{k} {v} s" for k, v in res[f"{kind}_steps_s_p50"].items()))
     print(json.dumps(out))
 
 

@@ -16,8 +16,11 @@ from .model import BuildPhase, BuildStatus
 WAITING, BUILDING, PUSHING, BUILT, FAILED = "waiting", "building", "pushing", "built", "failed"
 TERMINAL_EVENT_PHASES = frozenset({BUILT, FAILED})
 
-# Kaniko logs this when it starts pushing (and, with --cache, "Pushing layer ... to cache"; not matched).
-_PUSH_RE = re.compile(r"\bPushing image to\b")
+# Kaniko logs "Pushing image to <destination>" when it starts pushing the image. With --cache it also logs,
+# after every RUN it builds, "Pushing layer <cache repo>:<key> to cache now" and then "Pushing image to
+# <cache repo>:<key>" (the key a sha256 hex digest) while the build goes on: neither is the image's push.
+_PUSH_RE = re.compile(r"\bPushing image to (\S+)")
+_CACHE_REF_RE = re.compile(r":[0-9a-f]{64}$")
 
 
 def event_phase(status: BuildStatus) -> str:
@@ -49,7 +52,8 @@ def phase_event(status: BuildStatus, name: str, pushing: bool = False) -> dict[s
 
 def is_push_line(line: str) -> bool:
     """Whether a Kaniko log line says the image is being pushed."""
-    return bool(_PUSH_RE.search(line))
+    m = _PUSH_RE.search(line)
+    return m is not None and not _CACHE_REF_RE.search(m.group(1))
 
 
 def log_event(line: str) -> dict[str, Any]:

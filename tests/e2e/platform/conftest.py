@@ -3,33 +3,19 @@
 `platform` runs `make up` once per session (idempotent: quick when everything already runs, under the same
 lock as the cluster and node fixtures) and then reads what a user would: the hub's URL (the proxy's NodePort
 on the node address) and the shared password (from the hub's Secret). Nothing here starts a service of its
-own: every request goes through the installed proxy, hub, webhook and builder.
+own: every request goes through the installed proxy, hub, webhook and builder. The fixture itself lives in
+`platform_e2e.py`, so other e2e folders (tests/e2e/builder/) share it; with NBP_E2E_REUSE_PLATFORM=1 it uses
+the installation as it runs, without `make up` (which would upgrade it to this checkout).
 """
 
 from __future__ import annotations
 
-import base64
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from platform_e2e import CHROMIUM, CHROMIUM_ARGS, NAMESPACE, RELEASE, Platform, lib_settings, make_up
-from support import Cluster
-
-
-@pytest.fixture(scope="session")
-def platform(cluster: Cluster) -> Platform:
-    """The platform as `make up` leaves it, with what a user needs to reach it."""
-    up_log = make_up()
-    node_ip, port = lib_settings("NODE_IP", "REGISTRY_PORT")
-    svc = cluster.kubectl("-n", NAMESPACE, "get", "service", f"{RELEASE}-proxy-public",
-                          "-o", "jsonpath={.spec.type} {.spec.ports[0].nodePort}").stdout.split()
-    assert svc[0] == "NodePort", svc
-    secret = cluster.kubectl("-n", NAMESPACE, "get", "secret", f"{RELEASE}-hub",
-                             "-o", "jsonpath={.data.shared-password}").stdout
-    return Platform(cluster=cluster, url=f"http://{node_ip}:{svc[1]}", password=base64.b64decode(secret).decode(),
-                    registry=f"{node_ip}:{port}", node_ip=node_ip, up_log=up_log)
+from platform_e2e import CHROMIUM, CHROMIUM_ARGS, platform  # noqa: F401  (the session fixture, shared)
 
 
 @pytest.fixture(scope="module")

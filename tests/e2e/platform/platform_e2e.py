@@ -1,11 +1,15 @@
 """What the platform e2e tests share: where things are, the Platform handle, and a Jupyter kernel driver.
 
-Importable as `platform_e2e` from the tests in this folder (pytest puts the folder on sys.path).
+Importable as `platform_e2e` from the tests in this folder (pytest puts the folder on sys.path); other e2e
+folders put this folder on sys.path in their conftest and import the `platform` fixture from here.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -52,6 +56,11 @@ class Platform:
         return out.stdout.strip()
 
 
+# Set to 1 to use the installation as it runs instead of running `make up` first: for a cluster other people
+# use, where `make up` would upgrade the release to this checkout's chart and images.
+REUSE_ENV = "NBP_E2E_REUSE_PLATFORM"
+
+
 def make_up() -> str:
     """`make up` under the cluster-start lock; returns its output (failing the session with it if it fails)."""
     lock = LOCAL / "cluster-start.lock"
@@ -61,6 +70,31 @@ def make_up() -> str:
     if run.returncode != 0:
         pytest.fail(f"make up failed ({run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
     return run.stdout
+
+
+@functools.cache
+def platform_handle(cluster: Cluster) -> Platform:
+    """`make up` (once per process), then what a user needs to reach the platform: the hub's URL (the proxy's
+    NodePort on the node address) and the shared password (from the hub's Secret)."""
+    if os.environ.get(REUSE_ENV) == "1":
+        up_log = ""
+        cluster.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{RELEASE}-builder", "--timeout=60s")
+    else:
+        up_log = make_up()
+    node_ip, port = lib_settings("NODE_IP", "REGISTRY_PORT")
+    svc = cluster.kubectl("-n", NAMESPACE, "get", "service", f"{RELEASE}-proxy-public",
+                          "-o", "jsonpath={.spec.type} {.spec.ports[0].nodePort}").stdout.split()
+    assert svc[0] == "NodePort", svc
+    secret = cluster.kubectl("-n", NAMESPACE, "get", "secret", f"{RELEASE}-hub",
+                             "-o", "jsonpath={.data.shared-password}").stdout
+    return Platform(cluster=cluster, url=f"http://{node_ip}:{svc[1]}", password=base64.b64decode(secret).decode(),
+                    registry=f"{node_ip}:{port}", node_ip=node_ip, up_log=up_log)
+
+
+@pytest.fixture(scope="session")
+def platform(cluster: Cluster) -> Platform:
+    """The platform as `make up` leaves it, with what a user needs to reach it."""
+    return platform_handle(cluster)
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -133,11 +133,11 @@ class Admissions:
 
 
 @pytest.fixture
-def release(cluster: Cluster, kube_api: Any) -> Iterator[Release]:
+def release(cluster: Cluster, kube_api: Any, platform: Any) -> Iterator[Release]:
     """A second release (not installed yet), its namespace, and whatever it leaves behind removed afterwards.
 
-    Deliberately not the `platform` fixture: that runs `make up`, which upgrades the shared release whenever the
-    chart in this checkout differs from what it runs, and this test must leave that release alone."""
+    It depends on `platform` (an idempotent `make up`) for the images the first release runs; the first
+    release itself is never upgraded, rolled back or uninstalled here."""
     from kubernetes.client.exceptions import ApiException
 
     if not (IMAGES_VALUES.is_file() and RELEASE in helm("list", "-n", NAMESPACE, "-q", check=False).split()):

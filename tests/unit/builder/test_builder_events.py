@@ -29,6 +29,8 @@ def test_phases_map_to_binderhub_vocabulary() -> None:
 def test_push_lines_are_recognised() -> None:
     assert ev.is_push_line("INFO[0042] Pushing image to registry.local:5000/alice/app:v1")
     assert not ev.is_push_line("INFO[0010] Pushing layer registry.local:5000/alice/app/cache:abc to cache")
+    # Kaniko pushes each cached RUN layer to <repo>/cache:<64-hex key> while later steps still run: not the push.
+    assert not ev.is_push_line("INFO[0005] Pushing image to registry.local:5000/alice/app/cache:" + "a" * 64)
 
 
 def test_sse_encoding_is_one_data_line_even_for_multiline_text() -> None:
