@@ -8,12 +8,11 @@ and in parallel xdist workers without touching each other's objects.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import Cluster, unique_name, wait_for
+from support import Cluster, run_locked, unique_name, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -36,7 +35,7 @@ def cluster() -> Cluster:
     # A file lock keeps parallel xdist workers from starting two clusters at once.
     lock = LOCAL / "cluster-start.lock"
     LOCAL.mkdir(exist_ok=True)
-    subprocess.run(["flock", str(lock), "make", "-s", "-C", str(ROOT), "cluster"], check=True, timeout=900)
+    run_locked(lock, ["make", "-s", "-C", str(ROOT), "cluster"], timeout=900)
     return Cluster(LOCAL / "kubeconfig", LOCAL / "bin")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import socket
@@ -88,3 +89,20 @@ def throwaway_cluster(state: Path) -> Iterator[tuple[Cluster, dict[str, str]]]:
         yield Cluster(state / "kubeconfig", BIN), env
     finally:
         cluster_script(env, "down")
+
+
+def run_locked(lock: Path, args: list[str], timeout: float, check: bool = True,
+               capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Runs a command while holding an exclusive lock on `lock`, so parallel xdist workers start a shared
+    thing (cluster, node, platform) once.
+
+    The lock is taken in this process (Python file descriptors are not inherited), not with flock(1): the
+    daemons a `make cluster` starts would inherit flock's descriptor and keep the lock held forever.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            return subprocess.run(args, check=check, timeout=timeout, text=True, capture_output=capture)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from harness import ROOT, free_port
+from support import run_locked
 
 KWOK_BIN = ROOT / ".local" / "bin" / "kwok"
 FAKE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -120,8 +121,7 @@ def ensure_kwok_binary() -> Path:
     a Go build (minutes) only when neither has it. A lock keeps parallel workers from building twice."""
     lock = ROOT / ".local" / "build-kwok.lock"
     lock.parent.mkdir(exist_ok=True)
-    out = subprocess.run(["flock", str(lock), str(ROOT / "hack" / "build.sh"), "kwok"],
-                         capture_output=True, text=True, timeout=1800)
+    out = run_locked(lock, [str(ROOT / "hack" / "build.sh"), "kwok"], timeout=1800, check=False, capture=True)
     assert out.returncode == 0, f"hack/build.sh kwok failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
     assert KWOK_BIN.is_file()
     return KWOK_BIN

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Cluster, unique_name, wait_for
+from support import Cluster, run_locked, unique_name, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 LOCAL = ROOT / ".local"
@@ -52,7 +52,7 @@ class Node:
 def node(cluster: Cluster) -> Node:
     """Starts (or reuses) the node: `make node` is idempotent and quick when everything runs."""
     lock = LOCAL / "cluster-start.lock"
-    subprocess.run(["flock", str(lock), "make", "-s", "-C", str(ROOT), "node"], check=True, timeout=3000)
+    run_locked(lock, ["make", "-s", "-C", str(ROOT), "node"], timeout=3000)
     name, ip, port = lib_settings("NODE_NAME", "NODE_IP", "REGISTRY_PORT")
     return Node(name=name, ip=ip, registry=f"{ip}:{port}")
 

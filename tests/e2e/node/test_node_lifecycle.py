@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from conftest import LOCAL, ROOT, Node
+from support import run_locked
 
 COMPONENTS = ("docker-registry", "containerd", "socat", "kubelet", "kube-proxy")
 
@@ -15,8 +16,8 @@ def pids() -> dict[str, str]:
 
 def test_second_up_on_a_running_node_changes_nothing(node: Node) -> None:
     before = pids()
-    out = subprocess.run(["flock", str(LOCAL / "cluster-start.lock"), str(ROOT / "hack" / "node.sh"), "up"],
-                         capture_output=True, text=True, check=True, timeout=300).stdout
+    out = run_locked(LOCAL / "cluster-start.lock", [str(ROOT / "hack" / "node.sh"), "up"], timeout=300,
+                     capture=True).stdout
     assert pids() == before
     for word in ("started", "restarting", "pushed", "imported", "created link"):
         assert word not in out, out

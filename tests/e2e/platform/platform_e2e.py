@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Cluster
+from support import Cluster, run_locked
 
 ROOT = Path(__file__).resolve().parents[3]
 LOCAL = ROOT / ".local"
@@ -65,8 +65,7 @@ def make_up() -> str:
     """`make up` under the cluster-start lock; returns its output (failing the session with it if it fails)."""
     lock = LOCAL / "cluster-start.lock"
     LOCAL.mkdir(exist_ok=True)
-    run = subprocess.run(["flock", str(lock), "make", "-s", "-C", str(ROOT), "up"],
-                         capture_output=True, text=True, timeout=3600)
+    run = run_locked(lock, ["make", "-s", "-C", str(ROOT), "up"], timeout=3600, check=False, capture=True)
     if run.returncode != 0:
         pytest.fail(f"make up failed ({run.returncode}):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}")
     return run.stdout
