@@ -129,8 +129,8 @@ async def run(kubeconfig: Path, builds: int, list_rounds: int) -> dict[str, Any]
 # CPU work, ~0.5 s a round here). Random output: a rebuilt layer never equals the cached one. Last, a small COPY.
 KANIKO_DOCKERFILE = """\
 FROM {base}
-RUN mkdir /opt/work && head -c {mib}M /dev/urandom > /opt/work/data.bin \\
- && for i in $(seq {rounds}); do head -c 8M /opt/work/data.bin | gzip -9 | sha256sum; done > /opt/work/SUMS
+RUN mkdir /opt/slow && head -c {mib}M /dev/urandom > /opt/slow/data.bin \\
+ && for i in $(seq {rounds}); do head -c 8M /opt/slow/data.bin | gzip -9 | sha256sum; done > /opt/slow/SUMS
 COPY stamp.txt /stamp.txt
 CMD ["cat", "/stamp.txt"]
 """

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from builder_e2e import BuilderUser, BuildRun, run_build, run_to_end, write_files
-from platform_e2e import LOCAL, ROOT, Platform
+from builder_e2e import BuilderUser, BuildRun, base_image, run_build, run_to_end, write_files
+from platform_e2e import LOCAL, Platform
 from support import unique_name
 
 # Kaniko's INFO lines (executor/pkg/executor/build.go) for a cache miss, a hit, and the layer it stores.
@@ -27,19 +27,11 @@ STORE = "to cache now"  # "Pushing layer <cache repo>:<key> to cache now"
 DOCKERFILE = """\
 FROM {base}
 # The slow layer: compresses 8 MiB of fresh random data six times (a few seconds of CPU, ~8 MiB of output).
-RUN mkdir /opt/work && head -c 8388608 /dev/urandom > /opt/work/data.bin \\
- && for i in 1 2 3 4 5 6; do gzip -9 -c /opt/work/data.bin | sha256sum; done > /opt/work/SUMS
+RUN mkdir /opt/slow && head -c 8388608 /dev/urandom > /opt/slow/data.bin \\
+ && for i in 1 2 3 4 5 6; do gzip -9 -c /opt/slow/data.bin | sha256sum; done > /opt/slow/SUMS
 COPY stamp.txt /stamp.txt
-CMD ["cat", "/stamp.txt", "/opt/work/SUMS"]
+CMD ["cat", "/stamp.txt", "/opt/slow/SUMS"]
 """
-
-
-def base_image(platform: Platform) -> str:
-    """The base image hack/images.sh pushes: nbp/base:<DEBIAN_SUITE> (hack/versions.env)."""
-    suite = subprocess.run(["bash", "-c", f'. "{ROOT}/hack/versions.env"; echo "$DEBIAN_SUITE"'],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    assert suite, "DEBIAN_SUITE is not set in hack/versions.env"
-    return f"{platform.registry}/nbp/base:{suite}"
 
 
 def crane(*args: str) -> str:
