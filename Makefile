@@ -57,11 +57,13 @@ venv: .venv/.installed
 	@$(PY) -m pip install -q -e '.[hub,dev]'
 	@touch $@
 
-## test: every test this machine can run (unit, then integration against the real apiserver).
+## test: every test this machine can run: lint, unit, then `make up` and the integration and e2e tests.
 test: venv node_modules/.installed binaries
 	@.venv/bin/ruff check webhook builder hub_config tests bench
 	@.venv/bin/mypy
 	@$(PY) -m pytest -m unit -q $(PYTEST_ARGS)
+	@# The platform first, outside pytest's per-test time limit: a cold `make up` builds five images.
+	@$(MAKE) -s up
 	@$(PY) -m pytest -m "integration or e2e" -q $(PYTEST_ARGS)
 
 test-unit: venv

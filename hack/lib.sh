@@ -27,11 +27,19 @@ say() { printf '%s\n' "cluster: $*"; }
 die() { printf '%s\n' "cluster: error: $*" >&2; exit 1; }
 
 # pid_alive NAME: true when .local/run/NAME.pid names a live process that is still that component.
+# Right after a launch the child may not have exec'd yet (its command line is still the script's), so a
+# live process whose command line does not match yet is given up to a second before it counts as foreign.
 pid_alive() {
-  local f="$RUN/$1.pid" pid
+  local f="$RUN/$1.pid" pid i
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qa -- "$1" "/proc/$pid/cmdline" 2>/dev/null
+  [ -n "$pid" ] || return 1
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    grep -qa -- "$1" "/proc/$pid/cmdline" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 # port_owner PORT: prints the process listening on a loopback/any TCP port, empty when free.
