@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from platform_e2e import Platform
+from platform_e2e import ROOT, Platform
 from support import unique_name, wait_for
 
 from builder.client import BuilderClient, Identity
@@ -69,9 +70,12 @@ def builder_endpoint(platform: Platform, namespace: str, service: str) -> str:
 
 
 def write_files(platform: Platform, user: BuilderUser, image: str, folder: str, files: dict[str, bytes | str],
-                timeout: float = 180) -> None:
-    """Writes `files` into `folder` of the user's workspace volume with a pod, as a notebook would."""
+                timeout: float = 180, links: dict[str, str] | None = None) -> None:
+    """Writes `files` (and symbolic `links`: name -> target) into `folder` of the user's workspace volume with a
+    pod, as a notebook would."""
     script = ["set -e", f"mkdir -p {shlex.quote(f'{WORKSPACE_MOUNT}/{folder}')}"]
+    for name, target in (links or {}).items():
+        script.append(f"ln -sfn {shlex.quote(target)} {shlex.quote(f'{WORKSPACE_MOUNT}/{folder}/{name}')}")
     for name, content in files.items():
         data = content.encode() if isinstance(content, str) else content
         target = shlex.quote(f"{WORKSPACE_MOUNT}/{folder}/{name}")
@@ -168,3 +172,11 @@ def run_build(user: BuilderUser, body: dict[str, Any], timeout: float = 900) -> 
         raise AssertionError(f"the log stream of {run.name} kept ending without a result:\n{run.log}")
     finally:
         client.http.close()
+
+
+def base_image(platform: Platform) -> str:
+    """The base image hack/images.sh pushes: nbp/base:<DEBIAN_SUITE> (hack/versions.env)."""
+    suite = subprocess.run(["bash", "-c", f'. "{ROOT}/hack/versions.env"; echo "$DEBIAN_SUITE"'],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert suite, "DEBIAN_SUITE is not set in hack/versions.env"
+    return f"{platform.registry}/nbp/base:{suite}"
