@@ -6,6 +6,7 @@ Importable as `harness` from the tests in this folder (pytest puts the folder on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -90,7 +91,13 @@ def run_hub(cluster: Any, work: Path, extra_env: dict[str, str] | None = None) -
                 time.sleep(0.5)
             yield url
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)  # the hub and the proxy/culler it started, nothing else
+            # JupyterHub starts its managed services (the idle culler) in sessions of their own, out of reach of
+            # the group signal below: find them as the hub's children first and stop them too.
+            services = children(proc.pid)
+            os.killpg(proc.pid, signal.SIGTERM)  # the hub and the proxy it started, nothing else
+            for pid in services:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -187,3 +194,15 @@ def scheduling_failures(kube_api: Any, ns: str, pod_name: str) -> list[str]:
     events = client.CoreV1Api(kube_api).list_namespaced_event(
         ns, field_selector=f"involvedObject.name={pod_name},reason=FailedScheduling").items
     return [e.message for e in events if e.message]
+
+
+def children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid` (read from /proc; no extra dependency for one lookup)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
