@@ -106,3 +106,27 @@ def run_locked(lock: Path, args: list[str], timeout: float, check: bool = True,
             return subprocess.run(args, check=check, timeout=timeout, text=True, capture_output=capture)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# Debian's Chromium, headless, with nothing fetched from outside (never a browser downloaded by a test tool).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def chromium_context(height: int) -> Iterator[object]:
+    """A Playwright browser context in Debian's Chromium with a fresh profile directory, closed afterwards."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), "Debian's chromium is needed at /usr/bin/chromium (apt-get install chromium)"
+    with tempfile.TemporaryDirectory(prefix="nbp-chromium-") as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": height})
+        try:
+            yield context
+        finally:
+            context.close()

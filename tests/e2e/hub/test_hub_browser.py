@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,11 @@ from harness import (
     run_hub,
     scheduling_failures,
 )
-from support import wait_for
+from support import chromium_context, wait_for
 from webhook_it import MODULE_LABEL, Rest, poddefault
 
 from hub_config import constants as k
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # A node label nothing carries: the pod is stored and scheduled against, never started.
 NO_NODE_LABEL = f"{k.DOMAIN}/e2e-no-such-node"
 
@@ -78,17 +74,8 @@ def browser_hub(cluster: Any, webhook: Any, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """One headless Chromium per module, with a fresh profile directory; never a downloaded browser."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), "Debian's chromium is needed at /usr/bin/chromium (apt-get install chromium)"
-    with tempfile.TemporaryDirectory(prefix="nbp-chromium-") as profile, sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1000})
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(1000) as context:
+        yield context
 
 
 @pytest.fixture

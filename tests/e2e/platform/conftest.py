@@ -10,25 +10,16 @@ the installation as it runs, without `make up` (which would upgrade it to this c
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from platform_e2e import CHROMIUM, CHROMIUM_ARGS, platform  # noqa: F401  (the session fixture, shared)
+from platform_e2e import platform  # noqa: F401  (the session fixture, shared)
+from support import chromium_context
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """One headless Chromium per module (Debian's, never a downloaded browser), fresh profile directory."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), "Debian's chromium is needed at /usr/bin/chromium (apt-get install chromium)"
-    with tempfile.TemporaryDirectory(prefix="nbp-chromium-") as profile, sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900})
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(900) as context:
+        yield context

@@ -26,10 +26,6 @@ LOCAL = ROOT / ".local"
 ARTIFACTS = ROOT / "test-artifacts"
 RELEASE = "notebook-platform"
 NAMESPACE = "notebook-platform"
-CHROMIUM = Path("/usr/bin/chromium")
-# Same flags as tests/e2e/hub/test_hub_browser.py: Debian's Chromium, headless, nothing fetched from outside.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def lib_settings(*names: str) -> list[str]:
