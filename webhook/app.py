@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from webhook import constants as c
 from webhook.cache import PodDefaultCache
+from webhook.drain import DRAIN_SIGNAL, CloseWhenDraining, Drain
 from webhook.logs import log
 from webhook.metrics import Metrics
 from webhook.model import (
@@ -221,9 +222,11 @@ def _without_filled_namespace(original: dict[str, Any], result: dict[str, Any]) 
 
 
 def create_app(settings: Settings | None = None, cache: PodDefaultCache | None = None,
-               metrics: Metrics | None = None, events: Recorder | None = None) -> FastAPI:
+               metrics: Metrics | None = None, events: Recorder | None = None,
+               drain: Drain | None = None) -> FastAPI:
     """The ASGI app. Background work (watch, certificate reload) is started by `serve`, not here, so
-    tests can hand in a cache they fill themselves."""
+    tests can hand in a cache they fill themselves. `drain` switches responses to `Connection: close`
+    when the replica is about to stop (webhook/drain.py)."""
     settings = settings or Settings()  # type: ignore[call-arg]
     cache = cache if cache is not None else PodDefaultCache()
     metrics = metrics or Metrics()
@@ -231,6 +234,8 @@ def create_app(settings: Settings | None = None, cache: PodDefaultCache | None =
     admitter = Admitter(settings, cache, metrics, events)
     app = FastAPI(title="notebook-platform PodDefault webhook", version="0.1.0")
     app.state.cache, app.state.metrics, app.state.admitter = cache, metrics, admitter
+    app.state.drain = drain = drain or Drain()
+    app.add_middleware(CloseWhenDraining, drain=drain)
 
     review_schema = {"$ref": "#/components/schemas/AdmissionReview"}
 
@@ -303,7 +308,8 @@ async def serve(settings: Settings) -> None:
     metrics = Metrics()
     cache = PodDefaultCache()
     events = EventRecorder(kube_event_creator(api_client), metrics, settings.event_timeout, settings.event_interval)
-    app = create_app(settings, cache, metrics, events)
+    drain = Drain()
+    app = create_app(settings, cache, metrics, events, drain)
 
     tls = bool(settings.cert_file and settings.key_file)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
@@ -323,6 +329,11 @@ async def serve(settings: Settings) -> None:
         background.append(asyncio.create_task(reloader.run(settings.cert_check_interval), name="cert-reload"))
     else:
         log(logger, "tls_disabled", logging.WARNING, detail="no cert_file/key_file: serving plain HTTP")
+    def start_draining() -> None:
+        drain.start()
+        log(logger, "draining", detail="answering with Connection: close until SIGTERM")
+
+    asyncio.get_running_loop().add_signal_handler(DRAIN_SIGNAL, start_draining)
     log(logger, "starting", host=settings.host, port=settings.port, tls=tls)
     try:
         await uvicorn.Server(config).serve()
