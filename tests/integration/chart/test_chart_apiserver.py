@@ -22,7 +22,7 @@ from webhook import certs
 
 HERE = Path(__file__).resolve().parent
 POD_DEFAULT_CRD = CHART / "crds" / "poddefaults.yaml"
-STAND_INS = HERE / "third_party_crds.yaml"
+THIRD_PARTY_CRDS = Path(__file__).resolve().parents[3] / "hack" / "third-party-crds.sh"
 
 
 def helm(cluster: Cluster, *args: str, check: bool = True) -> Any:
@@ -42,19 +42,20 @@ def docs(text: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def crds(cluster: Cluster) -> None:
-    """The PodDefault CRD (really applied: it is cluster-scoped and the chart ships it in crds/), and stand-ins
-    for cert-manager's and the Prometheus Operator's CRDs where the real ones are not installed."""
-    if POD_DEFAULT_CRD.exists():
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(POD_DEFAULT_CRD))
-    for crd in docs(STAND_INS.read_text()):
-        name = crd["metadata"]["name"]
-        live = cluster.kubectl("get", "crd", name, "-o", "json", check=False)
-        if live.returncode == 0 and "notebook-platform.io/stand-in" not in json.loads(live.stdout)["metadata"].get(
-                "labels", {}):
-            continue  # the real CRD is installed: validate against it
-        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l",
-                    "notebook-platform.io/stand-in=true")
+    """The PodDefault CRD (it is cluster-scoped and the chart ships it in crds/), and the real CRDs of
+    cert-manager and the Prometheus Operator (hack/third-party-crds.sh takes them from the pinned modules), so
+    the chart's Certificate, Issuer and ServiceMonitor objects are checked against their owners' schemas."""
+    import subprocess
+
+    folder = subprocess.run(["bash", str(THIRD_PARTY_CRDS)], capture_output=True, text=True, check=True,
+                            timeout=300).stdout.strip().splitlines()[-1]
+    files = [POD_DEFAULT_CRD, *sorted(Path(folder).glob("*.yaml"))]
+    assert len(files) == 6, files
+    names = []
+    for path in files:
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        names += [d["metadata"]["name"] for d in docs(path.read_text())]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names])
 
 
 def dry_run(cluster: Cluster, manifests: str, namespace: str) -> list[str]:
