@@ -134,11 +134,33 @@ def derive_status(job: Obj, pods: list[Obj]) -> BuildStatus:
     if "Failed" in conds or "FailureTarget" in conds or term or pod_failed:
         return BuildStatus(phase=BuildPhase.FAILED, message=_failure_message(conds, term, pod, job), **base)
     if waiting and waiting.get("reason") in FATAL_WAITING_REASONS:
-        message = _tail(_join("the build cannot start", waiting["reason"], waiting.get("message")))
-        return BuildStatus(phase=BuildPhase.FAILED, message=message, **base)
+        return BuildStatus(phase=BuildPhase.FAILED, message=_cannot_start_message(job, waiting), **base)
     if "running" in state:
         return BuildStatus(phase=BuildPhase.RUNNING, message="building", **base)
     return BuildStatus(phase=BuildPhase.PENDING, message=_pending_message(job, pod, waiting), **base)
+
+
+def _cannot_start_message(job: Obj, waiting: Obj) -> str:
+    """Why the kubelet will not start the build. A refused subPath means the context folder resolves outside
+    the volume (a symlink out of it, or a file where a folder should be): the API cannot see the volume, so
+    the kubelet is where that is caught, and the user is told in terms of the field they sent."""
+    reason, detail = waiting["reason"], waiting.get("message") or ""
+    if reason == "CreateContainerConfigError" and "subpath" in detail.lower():
+        request = _request_annotation(job)
+        context = request.get("context") if isinstance(request.get("context"), dict) else {}
+        where = f"context.path {context.get('path')!r} of claim {context.get('pvc')!r}" if context else "context.path"
+        return _tail(_join(f"the build cannot start: {where} is not a folder inside the volume (a symlink out of "
+                           "it?); the kubelet refused to mount it", reason, detail))
+    return _tail(_join("the build cannot start", reason, detail))
+
+
+def _request_annotation(job: Obj) -> Obj:
+    raw = (_get(job, "metadata", "annotations") or {}).get(c.ANNOTATION_REQUEST)
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def image_with_digest(destination: str, digest: str | None) -> str | None:
