@@ -23,6 +23,7 @@ COMPONENT_BUILDER_ACCESS: Final = "builder-access"
 COMPONENT_DEFAULT_PODDEFAULT: Final = "default-poddefault"
 COMPONENT_WORKSPACE: Final = "workspace"
 COMPONENT_NOTEBOOK: Final = "notebook"
+NOTEBOOK_CONTAINER: Final = "notebook"  # KubeSpawner's name for the single-user server's container
 
 # -- our own keys -----------------------------------------------------------------------------------------
 DOMAIN: Final = "notebook-platform.io"

@@ -119,8 +119,25 @@ async def preflight(spawner: Any, pod: Any, poddefaults: list[dict[str, Any]], s
                     ", ".join(missing), spawner.namespace)
 
 
+def add_readiness_probe(pod: Any, base_url: str, port: int) -> Any:
+    """Gives the notebook container a readiness probe on the server's `api` URL, unless it has one.
+
+    Without it the kubelet calls the pod Ready when the process starts, seconds before Jupyter Server
+    answers; KubeSpawner (which waits for Ready containers) then hands over early and JupyterHub polls the
+    URL with a backoff. With it, Ready means "answers", as it does for every other Kubernetes service."""
+    from kubernetes_asyncio.client import V1HTTPGetAction, V1Probe
+
+    for container in pod.spec.containers:
+        if container.name == k.NOTEBOOK_CONTAINER and container.readiness_probe is None:
+            container.readiness_probe = V1Probe(
+                http_get=V1HTTPGetAction(path=base_url.rstrip("/") + "/api", port=port),
+                period_seconds=1, timeout_seconds=2, failure_threshold=1, success_threshold=1)
+    return pod
+
+
 def make_modify_pod_hook(settings: HubSettings) -> Callable[[Any, Any], Awaitable[Any]]:
     async def modify_pod_hook(spawner: Any, pod: Any) -> Any:
+        pod = add_readiness_probe(pod, spawner.server.base_url, spawner.port)
         pod, poddefaults = await label_pod_for_configurations(spawner, pod, settings)
         if settings.preflight_dry_run:
             await preflight(spawner, pod, poddefaults, settings)
