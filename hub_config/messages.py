@@ -84,6 +84,40 @@ def explain_event(event: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Pull errors no retry fixes: the image or tag does not exist, the registry refuses us, the name is malformed.
+# Anything else (timeouts, refused connections, rate limits) may pass, and the kubelet keeps retrying those.
+_PERMANENT_PULL = re.compile(r"not found|manifest unknown|name unknown|unauthorized|authentication required|"
+                             r"access denied|denied:|invalid reference format|repository does not exist", re.I)
+_NEVER_STARTS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
+
+
+def permanent_start_failure(pod: Mapping[str, Any] | None, events: list[Mapping[str, Any]]) -> str | None:
+    """Why the server's pod can never start, from its container states and its events; None while it may.
+
+    KubeSpawner would wait for `start_timeout` (minutes) on an image that does not exist; the kubelet knows
+    within a second of the first pull. The sentence is the one the progress stream shows for the same event."""
+    if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    status = pod.get("status") or {}
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason, message = str(waiting.get("reason") or ""), str(waiting.get("message") or "")
+        if reason in _NEVER_STARTS or (reason in _PULL_REASONS and _PERMANENT_PULL.search(message)):
+            return explain_event({"reason": "ErrImagePull", "message": f"{reason}: {message}"})
+        if reason == "CreateContainerConfigError":
+            return (f"The server cannot start: {message}. A configuration refers to something missing from "
+                    "your namespace (a Secret or ConfigMap, or a key in one).")
+    uid = (pod.get("metadata") or {}).get("uid")
+    for event in events:  # only this pod's: an earlier pod of the same name may have failed for another reason
+        if not uid or (event.get("involvedObject") or {}).get("uid") != uid:
+            continue
+        reason, message = _event_field(event, "reason"), _event_field(event, "message")
+        if reason in ("Failed", "ErrImagePull") and "pull" in message.lower() and _PERMANENT_PULL.search(message):
+            return explain_event({"reason": "ErrImagePull", "message": message})
+    return None
+
+
 def stopped_message(username: str, server_name: str, namespace: str, workspace: str) -> str:
     """Logged when a server stops: the pod is gone, the workspace stays."""
     who = f"{username}/{server_name}" if server_name else username

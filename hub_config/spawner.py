@@ -14,6 +14,8 @@ checks) then retry at that pace too, which is still a handful of requests per sp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,10 +23,11 @@ import kubespawner.spawner as kubespawner_module
 from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 
-from hub_config.messages import explain_event
+from hub_config.messages import SpawnError, explain_event, permanent_start_failure
 
 POLL_START = 0.05
 POLL_CAP = 0.25
+FAIL_FAST_INTERVAL = 0.5
 
 
 async def prompt_backoff(pass_func: Any, fail_message: str, start_wait: float = POLL_START,
@@ -56,11 +59,46 @@ def improve_progress_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class NotebookSpawner(KubeSpawner):
-    """KubeSpawner whose progress stream explains image-pull, scheduling and mount failures."""
+    """KubeSpawner whose progress stream explains image-pull, scheduling and mount failures, and whose start
+    gives up as soon as the pod can never start (a missing image, a missing Secret) instead of after
+    `start_timeout`. JupyterHub then stops the server (the pod is deleted; the workspace stays) and shows the
+    reason on the spawn page."""
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
         async for event in super().progress():
             yield improve_progress_event(event)
+
+    def start(self) -> asyncio.Future[Any]:
+        started = super().start()  # KubeSpawner keeps this future: progress() ends when it does
+        return asyncio.ensure_future(self._start_unless_hopeless(started))
+
+    async def _start_unless_hopeless(self, started: asyncio.Future[Any]) -> Any:
+        hopeless = asyncio.ensure_future(self._first_permanent_failure())
+        try:
+            await asyncio.wait({started, hopeless}, return_when=asyncio.FIRST_COMPLETED)
+            if started.done():
+                return started.result()
+            started.cancel()
+            with contextlib.suppress(BaseException):
+                await started
+            self.log.warning("giving up on %s's server: %s", self.user.name, hopeless.result())
+            raise SpawnError(hopeless.result())
+        except asyncio.CancelledError:
+            started.cancel()
+            raise
+        finally:
+            hopeless.cancel()
+
+    async def _first_permanent_failure(self) -> str:
+        """Polls the watch-fed pod and event caches (memory, no API calls) until the pod cannot start."""
+        key = f"{self.namespace}/{self.pod_name}"
+        while True:
+            await asyncio.sleep(FAIL_FAST_INTERVAL)
+            pod = self.pod_reflector.pods.get(key) if self.pod_reflector else None
+            events = list(self.events) if self.event_reflector else []
+            reason = permanent_start_failure(pod, events)
+            if reason:
+                return reason
 
 
 use_prompt_polling()
