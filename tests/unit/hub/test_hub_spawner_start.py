@@ -145,11 +145,16 @@ class SpawnerUnderTest(spawner.NotebookSpawner):
         return self._fake_reflector
 
 
-async def test_start_gives_up_with_the_reason_and_cancels_kubespawners_wait(monkeypatch) -> None:
+def start_under_test(monkeypatch) -> tuple[SpawnerUnderTest, asyncio.Future, asyncio.Future]:
+    """(spawner, KubeSpawner's start future we control, the fail-fast wrapper's task)."""
     monkeypatch.setattr(spawner, "FAIL_FAST_INTERVAL", 0.01)
     started: asyncio.Future = asyncio.get_running_loop().create_future()
     s = SpawnerUnderTest(started)
-    task = asyncio.ensure_future(s._start_unless_hopeless(started))
+    return s, started, asyncio.ensure_future(s._start_unless_hopeless(started))
+
+
+async def test_start_gives_up_with_the_reason_and_cancels_kubespawners_wait(monkeypatch) -> None:
+    s, started, task = start_under_test(monkeypatch)
     await asyncio.sleep(0.05)
     assert not task.done()
     s.pod_reflector.pods["nbp-a/jupyter-a"] = server_pod({"reason": "ErrImagePull", "message": NOT_FOUND})
@@ -160,10 +165,7 @@ async def test_start_gives_up_with_the_reason_and_cancels_kubespawners_wait(monk
 
 
 async def test_start_returns_kubespawners_result_when_the_pod_starts(monkeypatch) -> None:
-    monkeypatch.setattr(spawner, "FAIL_FAST_INTERVAL", 0.01)
-    started: asyncio.Future = asyncio.get_running_loop().create_future()
-    s = SpawnerUnderTest(started)
-    task = asyncio.ensure_future(s._start_unless_hopeless(started))
+    _, started, task = start_under_test(monkeypatch)
     await asyncio.sleep(0.03)
     started.set_result(("10.244.0.9", 8888))
     assert await asyncio.wait_for(task, 5) == ("10.244.0.9", 8888)
