@@ -107,6 +107,8 @@ def build_schema() -> dict[str, Any]:
             "image": COMPONENT_IMAGE, "resources": RESOURCES,
             "podDisruptionBudget": _obj({"enabled": BOOL, "minAvailable": {"type": ["integer", "string"]}}),
             "podAntiAffinity": {"enum": ["soft", "hard"]},
+            # The preStop drain must end well inside the pod's 30 s grace period.
+            "drainSeconds": {"type": "integer", "minimum": 0, "maximum": 25},
             "timeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 30},
             "namespaceSelector": _obj({
                 "matchLabels": STR_MAP,

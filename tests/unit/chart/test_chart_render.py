@@ -109,6 +109,15 @@ def test_webhook_port_setting_moves_the_container_port(default: list[dict]) -> N
     assert env_of(d)["WEBHOOK_PORT"] == "9443"
 
 
+def test_a_stopping_webhook_pod_drains_before_sigterm_within_its_grace_period(default: list[dict]) -> None:
+    d = find(default, "Deployment", "-webhook")
+    assert container(d)["lifecycle"]["preStop"]["exec"]["command"] == [
+        "notebook-platform-webhook-drain", "--seconds", "10"]
+    assert d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 10
+    longer = find(render(sets=("webhook.drainSeconds=20",)), "Deployment", "-webhook")
+    assert container(longer)["lifecycle"]["preStop"]["exec"]["command"][-1] == "20"
+
+
 # --- certificates -----------------------------------------------------------------------------------------------
 
 def _secret_data(objs: list[dict]) -> dict[str, bytes]:

@@ -138,6 +138,7 @@ def test_schema_file_is_generated_from_the_current_settings_classes() -> None:
     (("--set", "webhook.replicas=two"), "/webhook/replicas"),
     (("--set", "webhook.settings.failure_policy=Sometimes"), "/webhook/settings/failure_policy"),
     (("--set", "webhook.timeoutSeconds=60"), "/webhook/timeoutSeconds"),
+    (("--set", "webhook.drainSeconds=30"), "/webhook/drainSeconds"),
     (("--set", "webhook.namespaceSelector.matchLabel.a=b"), "additional properties 'matchLabel' not allowed"),
     (("--set-json", 'webhook.namespaceSelector.matchExpressions=[{"key": "a", "operator": "Equals"}]'),
      "/webhook/namespaceSelector/matchExpressions/0/operator"),
