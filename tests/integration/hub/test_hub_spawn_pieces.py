@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from jupyterhub.objects import Server
 from kubernetes import client
 from traitlets.config import Config
 
@@ -28,6 +29,7 @@ def make_spawner(username: str, settings: HubSettings, user_options: dict[str, A
     user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/")
     spawner = NotebookSpawner(_mock=True, user=user, config=configure(Config(), settings))
     spawner.user_options = user_options or {}
+    spawner.server = Server(base_url=f"/user/{username}/")  # JupyterHub sets it before start
     return spawner
 
 
@@ -126,6 +128,9 @@ async def test_chosen_configurations_become_pod_labels_and_pass_admission(
     assert pod.metadata.labels["accelerator"] == "nvidia" and "cpu-only" not in pod.metadata.labels
     assert pod.metadata.annotations[k.CONFIGURATIONS_ANNOTATION] == "builder,gpu-env"
     assert pod.spec.service_account_name == "notebook"
+    # Ready means "answers" (the probe passed the preflight dry run through admission above)
+    (notebook,) = [c for c in pod.spec.containers if c.name == k.NOTEBOOK_CONTAINER]
+    assert notebook.readiness_probe.http_get.path == f"/user/{username}/api"
 
 
 async def test_conflicting_configurations_are_refused_with_both_names(
