@@ -92,6 +92,14 @@ _NEVER_STARTS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 _PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
 
 
+def waiting_on_pull(pod: Mapping[str, Any] | None) -> bool:
+    """Whether a container of the pod waits on its image (then its events may say why; otherwise they need
+    not be read at all, which keeps the fail-fast check cheap with many spawns at once)."""
+    status = (pod or {}).get("status") or {}
+    return any(((cs.get("state") or {}).get("waiting") or {}).get("reason") in _PULL_REASONS
+               for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])])
+
+
 def permanent_start_failure(pod: Mapping[str, Any] | None, events: list[Mapping[str, Any]]) -> str | None:
     """Why the server's pod can never start, from its container states and its events; None while it may.
 

@@ -23,7 +23,7 @@ import kubespawner.spawner as kubespawner_module
 from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 
-from hub_config.messages import SpawnError, explain_event, permanent_start_failure
+from hub_config.messages import SpawnError, explain_event, permanent_start_failure, waiting_on_pull
 
 POLL_START = 0.05
 POLL_CAP = 0.25
@@ -95,7 +95,7 @@ class NotebookSpawner(KubeSpawner):
         while True:
             await asyncio.sleep(FAIL_FAST_INTERVAL)
             pod = self.pod_reflector.pods.get(key) if self.pod_reflector else None
-            events = list(self.events) if self.event_reflector else []
+            events = list(self.events) if self.event_reflector and waiting_on_pull(pod) else []
             reason = permanent_start_failure(pod, events)
             if reason:
                 return reason

@@ -122,6 +122,15 @@ def test_a_pod_that_may_still_start_is_waited_for(pod, events) -> None:
     assert permanent_start_failure(pod, events) is None
 
 
+def test_events_are_read_only_while_a_container_waits_on_its_image() -> None:
+    from hub_config.messages import waiting_on_pull
+
+    assert waiting_on_pull(server_pod({"reason": "ImagePullBackOff", "message": "m"}, init=True))
+    assert waiting_on_pull(server_pod({"reason": "ErrImagePull", "message": "m"}))
+    assert not waiting_on_pull(server_pod({"reason": "ContainerCreating", "message": ""}))
+    assert not waiting_on_pull(server_pod()) and not waiting_on_pull(None)
+
+
 class Cache:
     def __init__(self) -> None:
         self.pods: dict[str, Any] = {}
