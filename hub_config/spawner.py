@@ -79,7 +79,7 @@ class NotebookSpawner(KubeSpawner):
             if started.done():
                 return started.result()
             started.cancel()
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # its own failure is moot now
                 await started
             self.log.warning("giving up on %s's server: %s", self.user.name, hopeless.result())
             raise SpawnError(hopeless.result())
