@@ -155,6 +155,7 @@ def _cannot_start_message(job: Obj, waiting: Obj) -> str:
 
 
 def _request_annotation(job: Obj) -> Obj:
+    """The build request the Job carries (JSON in an annotation); {} when absent or unreadable."""
     raw = (_get(job, "metadata", "annotations") or {}).get(c.ANNOTATION_REQUEST)
     try:
         value = json.loads(raw) if isinstance(raw, str) else None
@@ -204,10 +205,10 @@ def job_to_build(job: Obj, status: BuildStatus) -> Build:
     """The API's Build view of a Job; raises ValueError if the Job does not carry a valid request."""
     meta = job.get("metadata") or {}
     ann = meta.get("annotations") or {}
-    raw = ann.get(c.ANNOTATION_REQUEST)
-    if not raw:
+    request = _request_annotation(job)
+    if not request:
         raise ValueError(f"Job {meta.get('name')} carries no build request")
-    spec = BuildRequest.model_validate(json.loads(raw))
+    spec = BuildRequest.model_validate(request)
     ours = {k: v for k, v in ann.items() if k.startswith(c.API_GROUP + "/") and k != c.ANNOTATION_REQUEST}
     return Build(
         metadata=BuildMetadata(

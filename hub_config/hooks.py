@@ -137,8 +137,7 @@ def add_readiness_probe(pod: Any, base_url: str, port: int) -> Any:
 
 def make_modify_pod_hook(settings: HubSettings) -> Callable[[Any, Any], Awaitable[Any]]:
     async def modify_pod_hook(spawner: Any, pod: Any) -> Any:
-        if spawner.server is not None:  # JupyterHub sets it before start; a spawner made by hand may not
-            pod = add_readiness_probe(pod, spawner.server.base_url, spawner.port)
+        pod = add_readiness_probe(pod, spawner.server.base_url, spawner.port)
         pod, poddefaults = await label_pod_for_configurations(spawner, pod, settings)
         if settings.preflight_dry_run:
             await preflight(spawner, pod, poddefaults, settings)

@@ -92,12 +92,21 @@ _NEVER_STARTS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 _PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
 
 
+def _container_waits(pod: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(reason, message) of every waiting container of the pod, init containers first."""
+    status = (pod or {}).get("status") or {}
+    waits = []
+    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting:
+            waits.append((str(waiting.get("reason") or ""), str(waiting.get("message") or "")))
+    return waits
+
+
 def waiting_on_pull(pod: Mapping[str, Any] | None) -> bool:
     """Whether a container of the pod waits on its image (then its events may say why; otherwise they need
     not be read at all, which keeps the fail-fast check cheap with many spawns at once)."""
-    status = (pod or {}).get("status") or {}
-    return any(((cs.get("state") or {}).get("waiting") or {}).get("reason") in _PULL_REASONS
-               for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])])
+    return any(reason in _PULL_REASONS for reason, _ in _container_waits(pod))
 
 
 def permanent_start_failure(pod: Mapping[str, Any] | None, events: list[Mapping[str, Any]]) -> str | None:
@@ -107,10 +116,7 @@ def permanent_start_failure(pod: Mapping[str, Any] | None, events: list[Mapping[
     within a second of the first pull. The sentence is the one the progress stream shows for the same event."""
     if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
         return None
-    status = pod.get("status") or {}
-    for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        reason, message = str(waiting.get("reason") or ""), str(waiting.get("message") or "")
+    for reason, message in _container_waits(pod):
         if reason in _NEVER_STARTS or (reason in _PULL_REASONS and _PERMANENT_PULL.search(message)):
             return explain_event({"reason": "ErrImagePull", "message": f"{reason}: {message}"})
         if reason == "CreateContainerConfigError":

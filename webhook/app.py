@@ -329,6 +329,7 @@ async def serve(settings: Settings) -> None:
         background.append(asyncio.create_task(reloader.run(settings.cert_check_interval), name="cert-reload"))
     else:
         log(logger, "tls_disabled", logging.WARNING, detail="no cert_file/key_file: serving plain HTTP")
+
     def start_draining() -> None:
         drain.start()
         log(logger, "draining", detail="answering with Connection: close until SIGTERM")

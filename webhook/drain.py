@@ -46,18 +46,19 @@ class Drain:
 class CloseWhenDraining:
     """ASGI middleware: while draining, ask the client to close the connection after each response.
 
-    Pure ASGI (not Starlette's BaseHTTPMiddleware) so the admission path pays one attribute check."""
+    Pure ASGI (not Starlette's BaseHTTPMiddleware), and `send` is wrapped only once draining, so until then
+    the admission path pays one attribute check."""
 
     def __init__(self, app: ASGIApp, drain: Drain) -> None:
         self.app, self.drain = app, drain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not self.drain.draining:
             await self.app(scope, receive, send)
             return
 
         async def send_with_close(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.drain.draining:
+            if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
                 message["headers"] = [*headers, CLOSE_HEADER]
             await send(message)

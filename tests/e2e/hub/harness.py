@@ -120,14 +120,19 @@ def login(url: str, username: str, password: str) -> Iterator[httpx.Client]:
         yield c
 
 
-@contextmanager
-def api_client(url: str, username: str) -> Iterator[httpx.Client]:
-    """A REST client for the hub API, authenticated with a token the user made for themselves."""
-    with login(url, username, PASSWORD) as c:
+def user_token(url: str, username: str, password: str = PASSWORD) -> str:
+    """An API token the user makes for themselves after logging in (as a script author would)."""
+    with login(url, username, password) as c:
         r = c.post(f"/hub/api/users/{username}/tokens", json={"note": "e2e", "expires_in": 3600},
                    headers={"X-XSRFToken": c.cookies.get("_xsrf") or ""})
         assert r.status_code == 201, r.text
-        token = r.json()["token"]
+        return str(r.json()["token"])
+
+
+@contextmanager
+def api_client(url: str, username: str) -> Iterator[httpx.Client]:
+    """A REST client for the hub API, authenticated with a token the user made for themselves."""
+    token = user_token(url, username)
     with httpx.Client(base_url=f"{url}/hub/api", headers={"Authorization": f"token {token}"}, timeout=60) as api:
         yield api
 

@@ -10,7 +10,9 @@ the workspace claim, and the readiness probe that makes Ready mean "the server a
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,9 @@ from support import wait_for
 
 from hub_config.namespaces import namespace_name
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
+from harness import user_token  # the hub tests' login helpers
+
 SERVER_SELECTOR = "component=singleuser-server"
 
 
@@ -27,14 +32,7 @@ SERVER_SELECTOR = "component=singleuser-server"
 def hub_api(platform: Platform) -> Iterator[tuple[str, httpx.Client]]:
     """(user name, a client for the hub with that user's own API token), for a new user."""
     name = f"e2e-ws-{secrets.token_hex(3)}"
-    with httpx.Client(base_url=platform.url, follow_redirects=True, timeout=60) as session:
-        session.get("/hub/login")
-        session.post("/hub/login", data={"username": name, "password": platform.password,
-                                         "_xsrf": session.cookies.get("_xsrf")})
-        made = session.post(f"/hub/api/users/{name}/tokens", json={"note": "e2e", "expires_in": 3600},
-                            headers={"X-XSRFToken": session.cookies.get("_xsrf") or ""})
-        assert made.status_code == 201, made.text
-        token = made.json()["token"]
+    token = user_token(platform.url, name, platform.password)
     with httpx.Client(base_url=platform.url, headers={"Authorization": f"token {token}"}, timeout=60) as api:
         try:
             yield name, api
