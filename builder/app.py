@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import constants as c
 from .auth import Access, AuthError, Authorizer, Caller, Reviewer, bearer_token
 from .builds import BuildService, LimitExceeded
+from .cache import make_build_cache
 from .events import parse_last_event_id
 from .kube import Kube, KubeError, make_api_client
 from .metrics import Metrics
@@ -118,7 +119,12 @@ def create_app(settings: Settings | None = None, kube: Kube | None = None,
             owned = await make_api_client(settings)
             k = Kube(owned, settings.kube_request_timeout_seconds)
         app.state.kube = k
-        app.state.builds = BuildService(k, settings)
+        # The watch cache needs a real apiserver: not made for a Kube a test hands in.
+        cache = make_build_cache(k) if owned is not None and settings.watch_cache else None
+        if cache is not None:
+            cache.start()
+        app.state.cache = cache
+        app.state.builds = BuildService(k, settings, cache)
         app.state.auth = Authorizer(
             reviewer or k, ttl=settings.auth_cache_ttl_seconds, max_entries=settings.auth_cache_max_entries,
             restrict_service_accounts=settings.restrict_service_accounts_to_own_namespace,
@@ -130,6 +136,8 @@ def create_app(settings: Settings | None = None, kube: Kube | None = None,
         finally:
             if reload_task is not None:
                 reload_task.cancel()
+            if cache is not None:
+                await cache.stop()
             if owned is not None:
                 await owned.close()
 
@@ -302,7 +310,11 @@ def create_app(settings: Settings | None = None, kube: Kube | None = None,
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        """Ready when the apiserver answers (checked at most every 5 s): every request needs it."""
+        """Ready when the apiserver answers (checked at most every 5 s): every request needs it; and, with the
+        watch cache, once it has listed the build Jobs and pods."""
+        cache = getattr(request.app.state, "cache", None)
+        if cache is not None and not cache.ready:
+            return JSONResponse({"detail": "build cache not yet listed"}, status_code=503)
         now = time.monotonic()
         if now - ready["checked"] > 5 or not ready["ok"]:
             ready["ok"] = await request.app.state.kube.ping()

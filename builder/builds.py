@@ -12,6 +12,7 @@ from typing import Any
 
 from . import constants as c
 from .auth import Caller
+from .cache import BuildCache
 from .job import dedupe_key, render_job
 from .kube import Kube, KubeError
 from .model import Build, BuildPhase, BuildStatus
@@ -21,7 +22,7 @@ from .validate import CheckedRequest, RequestRejected
 
 log = logging.getLogger("builder.builds")
 Obj = dict[str, Any]
-ACTIVE_SELECTOR = f"{c.BUILD_SELECTOR},{c.LABEL_ACTIVE}=true"
+ACTIVE = {c.LABEL_ACTIVE: "true"}
 # A set-based selector naming this many jobs stays well within URL limits; beyond it, list all build pods.
 MAX_NAMED_JOBS = 50
 
@@ -41,15 +42,36 @@ def _name(job: Obj) -> str:
 
 
 class BuildService:
-    """The operations behind the REST routes."""
+    """The operations behind the REST routes. Reads come from the watch cache once it is ready (else from
+    the apiserver); writes, and the reads a write depends on (cancel), always go to the apiserver."""
 
-    def __init__(self, kube: Kube, settings: Settings) -> None:
-        self.kube, self.settings = kube, settings
+    def __init__(self, kube: Kube, settings: Settings, cache: BuildCache | None = None) -> None:
+        self.kube, self.settings, self.cache = kube, settings, cache
 
-    async def _pods_by_job(self, namespace: str, jobs: list[Obj]) -> dict[str, list[Obj]]:
+    def _ready_cache(self, live: bool = False) -> BuildCache | None:
+        return self.cache if not live and self.cache is not None and self.cache.ready else None
+
+    async def _jobs(self, namespace: str, labels: dict[str, str] | None = None, live: bool = False) -> list[Obj]:
+        """The namespace's build Jobs carrying `labels` (equality), from the cache when it is ready."""
+        labels = labels or {}
+        cache = self._ready_cache(live)
+        if cache is None:
+            selector = ",".join([c.BUILD_SELECTOR, *(f"{k}={v}" for k, v in labels.items())])
+            return await self.kube.list_jobs(namespace, selector)
+        out = []
+        for job in cache.jobs.in_namespace(namespace):
+            have = (job.get("metadata") or {}).get("labels") or {}
+            if is_build_job(job) and all(have.get(k) == v for k, v in labels.items()):
+                out.append(job)
+        return out
+
+    async def _pods_by_job(self, namespace: str, jobs: list[Obj], live: bool = False) -> dict[str, list[Obj]]:
         names = [_name(j) for j in jobs if needs_pods(j)]
         if not names:
             return {}
+        cache = self._ready_cache(live)
+        if cache is not None:
+            return cache.pods_of(namespace, set(names))
         if len(names) <= MAX_NAMED_JOBS:
             selector = f"{c.LABEL_JOB_NAME} in ({','.join(sorted(names))})"
         else:
@@ -61,10 +83,10 @@ class BuildService:
                 by_job.setdefault(job_name, []).append(pod)
         return by_job
 
-    async def observe(self, namespace: str, jobs: list[Obj]) -> list[tuple[Obj, BuildStatus]]:
+    async def observe(self, namespace: str, jobs: list[Obj], live: bool = False) -> list[tuple[Obj, BuildStatus]]:
         """Each Job with its derived status; records newly finished results on the Job (best effort), and
         stops a Job whose pod can never start (it would otherwise wait for its deadline)."""
-        pods = await self._pods_by_job(namespace, jobs)
+        pods = await self._pods_by_job(namespace, jobs, live)
         out = []
         for job in jobs:
             status = derive_status(job, pods.get(_name(job), []))
@@ -80,9 +102,9 @@ class BuildService:
             out.append((job, status))
         return out
 
-    async def _active_count(self, namespace: str, exclude: str = "") -> int:
-        jobs = await self.kube.list_jobs(namespace, ACTIVE_SELECTOR)
-        observed = await self.observe(namespace, [j for j in jobs if _name(j) != exclude])
+    async def _active_count(self, namespace: str, exclude: str = "", live: bool = False) -> int:
+        jobs = await self._jobs(namespace, ACTIVE, live)
+        observed = await self.observe(namespace, [j for j in jobs if _name(j) != exclude], live)
         return sum(1 for _, s in observed if not s.phase.finished)
 
     async def find_reusable(self, namespace: str, checked: CheckedRequest) -> Build | None:
@@ -90,7 +112,7 @@ class BuildService:
         key = dedupe_key(checked)
         if not key:
             return None
-        jobs = await self.kube.list_jobs(namespace, f"{c.BUILD_SELECTOR},{c.LABEL_DEDUPE_KEY}={key}")
+        jobs = await self._jobs(namespace, {c.LABEL_DEDUPE_KEY: key})
         found = []
         for job, status in await self.observe(namespace, jobs):
             ann = job["metadata"].get("annotations") or {}
@@ -117,26 +139,39 @@ class BuildService:
         if await self._active_count(namespace) >= limit:
             raise LimitExceeded(429, "namespace", f"{namespace!r} already has {limit} builds pending or running")
         job = await self.kube.create_job(namespace, render_job(checked, self.settings, namespace, caller.username))
-        if await self._active_count(namespace, exclude=_name(job)) >= limit:
+        # If the watch is behind, count from the apiserver, which has every Job created before this one.
+        live = not await self._seen(namespace, _name(job))
+        if await self._active_count(namespace, exclude=_name(job), live=live) >= limit:
             await self.kube.delete_job(namespace, _name(job))
             raise LimitExceeded(429, "namespace", f"{namespace!r} already has {limit} builds pending or running")
         log.info("build created", extra={"namespace": namespace, "build": _name(job), "user": caller.username,
                                          "destination": str(checked.destination)})
         return job_to_build(job, derive_status(job, [])), True
 
+    async def _seen(self, namespace: str, name: str) -> bool:
+        """Whether the cache has (now, or within a moment) the Job this replica just created. A watch delivers
+        events in the order etcd committed them, so it then also has every build Job created before it."""
+        cache = self._ready_cache()
+        if cache is None:
+            return False
+        return await cache.jobs.wait_for(namespace, name, self.settings.cache_wait_seconds) is not None
+
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         job = await self.kube.get_job(namespace, name)
         return job if is_build_job(job) else None
 
     async def get(self, namespace: str, name: str) -> Build | None:
-        job = await self.get_job(namespace, name)
+        cache = self._ready_cache()
+        cached = cache.jobs.get(namespace, name) if cache is not None else None
+        # Not in the cache: perhaps created by another replica a moment ago; the apiserver knows.
+        job = cached if is_build_job(cached) else await self.get_job(namespace, name)
         if job is None:
             return None
         [(job, status)] = await self.observe(namespace, [job])
         return job_to_build(job, status)
 
     async def list(self, namespace: str, phase: BuildPhase | None = None) -> list[Build]:
-        jobs = await self.kube.list_jobs(namespace, c.BUILD_SELECTOR)
+        jobs = await self._jobs(namespace)
         jobs.sort(key=lambda j: (j["metadata"].get("creationTimestamp", ""), _name(j)))
         out = []
         for job, status in await self.observe(namespace, jobs):

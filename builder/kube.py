@@ -13,6 +13,7 @@ from typing import Any
 from kubernetes_asyncio import client as k
 from kubernetes_asyncio import config as kconfig
 
+from . import constants as c
 from .settings import Settings
 
 Obj = dict[str, Any]
@@ -81,6 +82,18 @@ async def _read(resp: Any) -> Obj:
     return json.loads(body) if body else {}
 
 
+async def _events(resp: Any) -> AsyncIterator[Obj]:
+    """Watch events from a raw watch response (one JSON object a line); an error answer raises KubeError."""
+    try:
+        if resp.status != 200:
+            await _read(resp)
+        async for line in resp.content:
+            if line.strip():
+                yield json.loads(line)
+    finally:
+        resp.release()
+
+
 class Kube:
     """The handful of calls the builder makes, each one line over the typed client."""
 
@@ -141,14 +154,28 @@ class Kube:
             namespace, label_selector=selector, watch=True, timeout_seconds=timeout_seconds, **extra,
             _preload_content=False, _request_timeout=timeout_seconds + 10,
         )
-        try:
-            if resp.status != 200:
-                await _read(resp)
-            async for line in resp.content:
-                if line.strip():
-                    yield json.loads(line)
-        finally:
-            resp.release()
+        async for event in _events(resp):
+            yield event
+
+    def _everywhere(self, kind: str) -> Any:
+        return {"jobs": self.batch.list_job_for_all_namespaces,
+                "pods": self.core.list_pod_for_all_namespaces}[kind]
+
+    async def list_builds_everywhere(self, kind: str) -> tuple[list[Obj], str]:
+        """Every build Job or build pod ("jobs"/"pods") in the cluster, and the list's resourceVersion."""
+        out = await _read(await self._everywhere(kind)(
+            label_selector=c.BUILD_SELECTOR, _preload_content=False, _request_timeout=max(self.timeout, 60)))
+        return out.get("items") or [], (out.get("metadata") or {}).get("resourceVersion", "")
+
+    async def watch_builds_everywhere(self, kind: str, resource_version: str, timeout_seconds: int
+                                      ) -> AsyncIterator[Obj]:
+        """Watch events for every build Job or pod after `resource_version`, with bookmarks."""
+        resp = await self._everywhere(kind)(
+            label_selector=c.BUILD_SELECTOR, watch=True, resource_version=resource_version,
+            allow_watch_bookmarks=True, timeout_seconds=timeout_seconds,
+            _preload_content=False, _request_timeout=timeout_seconds + 30)
+        async for event in _events(resp):
+            yield event
 
     async def stream_log(self, namespace: str, pod: str, container: str, follow: bool) -> AsyncIterator[str]:
         """The container's log, line by line, following it while the container runs if asked to.

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     kube_connection_pool: int = Field(default=256, ge=8)
     kube_request_timeout_seconds: float = Field(default=20.0, gt=0)
 
+    # Serve reads (list, get, the reuse lookup and the namespace limit) from a watch of every build Job and
+    # pod instead of asking the apiserver each time. After creating a Job, wait at most this long for the watch
+    # to deliver it before counting from the apiserver instead.
+    watch_cache: bool = True
+    cache_wait_seconds: float = Field(default=2.0, gt=0)
+
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # Serve HTTPS when both are set (callers send bearer tokens); files are re-read when they change.
     tls_cert_file: Path | None = None

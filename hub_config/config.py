@@ -19,6 +19,7 @@ from hub_config.messages import stopped_message
 from hub_config.namespaces import managed_labels, namespace_template
 from hub_config.preview import PREVIEW_ROUTE, make_preview_handler
 from hub_config.profiles import profile_list
+from hub_config.provisioner import Provisioner, make_post_auth_hook
 from hub_config.settings import HubSettings
 
 SPAWNER_CLASS = "hub_config.spawner.NotebookSpawner"
@@ -47,8 +48,9 @@ def culler_role(settings: HubSettings) -> dict[str, Any]:
     return {"name": CULLER_SERVICE, "scopes": scopes, "services": [CULLER_SERVICE]}
 
 
-def _configure_auth(c: Config, settings: HubSettings) -> None:
+def _configure_auth(c: Config, settings: HubSettings, provisioner: Provisioner) -> None:
     c.JupyterHub.authenticator_class = settings.authenticator_class
+    c.Authenticator.post_auth_hook = make_post_auth_hook(provisioner)
     c.Authenticator.allow_all = settings.allow_all
     if settings.allowed_users:
         c.Authenticator.allowed_users = set(settings.allowed_users)
@@ -85,7 +87,7 @@ def _configure_hub(c: Config, settings: HubSettings) -> None:
     c.JupyterHub.extra_handlers = [(PREVIEW_ROUTE, make_preview_handler(settings))]
 
 
-def _configure_spawner(c: Config, settings: HubSettings) -> None:
+def _configure_spawner(c: Config, settings: HubSettings, provisioner: Provisioner) -> None:
     s = c.KubeSpawner
     c.JupyterHub.spawner_class = SPAWNER_CLASS
     s.enable_user_namespaces = True
@@ -107,9 +109,9 @@ def _configure_spawner(c: Config, settings: HubSettings) -> None:
     preview_url = settings.base_url.rstrip("/") + "/hub/spawn-preview"
     s.options_form = make_options_form(settings, preview_url)
     s.options_from_form = options_from_form
-    s.pre_spawn_hook = make_pre_spawn_hook(settings)
+    s.pre_spawn_hook = make_pre_spawn_hook(provisioner)
     s.modify_pod_hook = make_modify_pod_hook(settings)
-    s.post_stop_hook = post_stop_hook
+    s.post_stop_hook = make_post_stop_hook(provisioner)
 
 
 def _configure_storage(c: Config, settings: HubSettings) -> None:
@@ -126,16 +128,21 @@ def _configure_storage(c: Config, settings: HubSettings) -> None:
     s.environment = {k.ENV_WORKSPACE_PVC: "{pvc_name}", k.ENV_WORKSPACE_PATH: st.home_dir}
 
 
-def post_stop_hook(spawner: Any) -> None:
-    """Says, once, that the server is gone and the workspace is not."""
-    spawner.log.info(stopped_message(spawner.user.name, spawner.name or "", spawner.namespace,
-                                     spawner.pvc_name))
+def make_post_stop_hook(provisioner: Provisioner) -> Any:
+    def post_stop_hook(spawner: Any) -> None:
+        """Says, once, that the server is gone and the workspace is not; the next start provisions fully."""
+        provisioner.forget(spawner.namespace)
+        spawner.log.info(stopped_message(spawner.user.name, spawner.name or "", spawner.namespace,
+                                         spawner.pvc_name))
+
+    return post_stop_hook
 
 
 def configure(c: Config, settings: HubSettings) -> Config:
     """Fills `c` from settings and returns it."""
+    provisioner = Provisioner(settings, settings.provision_fresh_seconds)
     _configure_hub(c, settings)
-    _configure_auth(c, settings)
-    _configure_spawner(c, settings)
+    _configure_auth(c, settings, provisioner)
+    _configure_spawner(c, settings, provisioner)
     _configure_storage(c, settings)
     return c

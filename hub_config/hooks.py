@@ -21,7 +21,8 @@ from hub_config import constants as k
 from hub_config import kube
 from hub_config.form import render_options_form
 from hub_config.messages import SpawnError, explain_api_error
-from hub_config.namespaces import default_poddefaults, ensure_user_namespace
+from hub_config.namespaces import default_poddefaults
+from hub_config.provisioner import Provisioner
 from hub_config.selectors import SelectionConflict, applied_poddefaults, labels_for_selection
 from hub_config.settings import HubSettings
 
@@ -45,11 +46,12 @@ def chosen_configurations(user_options: dict[str, Any] | None, settings: HubSett
     return chosen
 
 
-def make_pre_spawn_hook(settings: HubSettings) -> Callable[[Any], Awaitable[None]]:
+def make_pre_spawn_hook(provisioner: Provisioner) -> Callable[[Any], Awaitable[None]]:
     async def pre_spawn_hook(spawner: Any) -> None:
-        """Provisions the user's namespace; a refusal becomes a message, not a traceback."""
+        """Provisions the user's namespace (or awaits the pass their login started); a refusal becomes a
+        message, not a traceback."""
         try:
-            await ensure_user_namespace(spawner.api.api_client, spawner.user.name, spawner.namespace, settings)
+            await provisioner.ensure(spawner.api.api_client, spawner.user.name, spawner.namespace)
         except ApiException as e:
             status, reason, message = kube.api_error_detail(e)
             raise SpawnError(f"Could not prepare your namespace {spawner.namespace}: "

@@ -224,6 +224,9 @@ class HubSettings(BaseSettings):
     # A PodDefault created a moment ago may not be in the webhook's watch cache yet: the preflight dry run
     # repeats for up to this many seconds until every matching PodDefault shows up as applied.
     preflight_webhook_wait: float = Field(default=5.0, ge=0)
+    # The namespace is provisioned when the user logs in; a start within this many seconds of that (and
+    # before any stop) does not provision again. 0: every start provisions fully.
+    provision_fresh_seconds: float = Field(default=300.0, ge=0)
 
     # -- per-user namespace ----------------------------------------------------------------------------------
     quota: dict[str, str] = Field(

@@ -17,6 +17,7 @@ from hub_config.form import render_options_form
 from hub_config.hooks import make_modify_pod_hook, make_pre_spawn_hook
 from hub_config.messages import SpawnError
 from hub_config.preview import preview_pod
+from hub_config.provisioner import Provisioner
 from hub_config.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -62,7 +63,7 @@ async def test_form_for_one_user_never_lists_another_users_poddefaults(
     (alice, ns_a), (bob, ns_b) = user_factory("alice"), user_factory("bob")
     spawner_a, spawner_b = make_spawner(alice, settings), make_spawner(bob, settings)
     for sp in (spawner_a, spawner_b):
-        await make_pre_spawn_hook(settings)(sp)
+        await make_pre_spawn_hook(Provisioner(settings, 0))(sp)
     add_poddefault(kube_api, ns_a, "alice-data", {"matchLabels": {"alice-data": "true"}})
     add_poddefault(kube_api, ns_b, "bob-secret", {"matchExpressions": [{"key": "bob", "operator": "Exists"}]},
                    desc="<script>alert('bob')</script>")
@@ -89,7 +90,7 @@ async def test_workspace_pvc_is_read_write_many_with_the_configured_class(
     settings = hub_settings(storage={"storage_class": "nbp-test-rwx", "capacity": "3Gi"})
     username, ns = user_factory()
     spawner = make_spawner(username, settings)
-    await make_pre_spawn_hook(settings)(spawner)
+    await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
     pvc = spawner.get_pvc_manifest()
     await client_async_core(kube_async).create_namespaced_persistent_volume_claim(ns, pvc)
     stored = client.CoreV1Api(kube_api).read_namespaced_persistent_volume_claim("workspace", ns)
@@ -119,7 +120,7 @@ async def test_chosen_configurations_become_pod_labels_and_pass_admission(
     settings = hub_settings(builder={"url": "http://builder:8080"})
     username, ns = user_factory()
     spawner = make_spawner(username, settings, {"profile": "small", "configurations": ["builder", "gpu-env"]})
-    await make_pre_spawn_hook(settings)(spawner)
+    await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
     add_poddefault(kube_api, ns, "gpu-env", {"matchExpressions": [
         {"key": "accelerator", "operator": "In", "values": ["nvidia", "amd"]},
         {"key": "cpu-only", "operator": "DoesNotExist"}]})
@@ -140,7 +141,7 @@ async def test_conflicting_configurations_are_refused_with_both_names(
     settings = hub_settings()
     username, ns = user_factory()
     spawner = make_spawner(username, settings, {"configurations": ["prod-db", "no-prod"]})
-    await make_pre_spawn_hook(settings)(spawner)
+    await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
     add_poddefault(kube_api, ns, "prod-db", {"matchLabels": {"env": "prod"}})
     add_poddefault(kube_api, ns, "no-prod", {"matchExpressions": [{"key": "env", "operator": "NotIn",
                                                                    "values": ["prod"]}]})
@@ -156,7 +157,7 @@ async def test_quota_exceeded_is_explained_before_anything_is_created(
                             profiles=[{"slug": "big", "display_name": "Big", "cpu_limit": 2, "mem_limit": "1Gi"}])
     username, ns = user_factory()
     spawner = make_spawner(username, settings, {"profile": "big", "configurations": []})
-    await make_pre_spawn_hook(settings)(spawner)
+    await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
     with pytest.raises(SpawnError) as e:
         await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
     message = e.value.jupyterhub_message
@@ -171,7 +172,7 @@ async def test_pod_security_violation_is_explained(
                                        "kubespawner_override": {"extra_pod_config": {"hostNetwork": True}}}])
     username, _ = user_factory()
     spawner = make_spawner(username, settings, {"profile": "root"})
-    await make_pre_spawn_hook(settings)(spawner)
+    await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
     with pytest.raises(SpawnError, match="Pod Security level"):
         await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
 

@@ -1,0 +1,95 @@
+"""When a user's namespace is provisioned: as soon as they log in, so their Start finds it ready.
+
+Provisioning a new namespace is about ten API calls in three dependent phases, and the webhook must then learn
+the new default PodDefaults before the first pod is admitted. Done inside the spawn, that is most of the hub's
+share of a start when many users start at once (docs/benchmarks.md). A person logs in, then reads the spawn
+form for seconds; an API client logs in before it can get a token. So the login starts provisioning in the
+background (it never delays or fails a login), and the spawn awaits that same work if it is still running, or
+skips it if it finished moments ago.
+
+A namespace counts as fresh for `fresh_seconds` after a successful pass in this hub process, and only until
+the user's server stops: every start after a stop (and every start after a hub restart) provisions fully,
+which also repairs anything changed in the namespace since. Concurrent callers for one namespace share one
+pass; a failed pass is not remembered, so the next caller tries again and sees the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hub_config.namespaces import ProvisionResult, ensure_user_namespace
+from hub_config.settings import HubSettings
+
+log = logging.getLogger(__name__)
+
+
+class Provisioner:
+    """Runs `ensure_user_namespace` at most once at a time per namespace, and not again while fresh."""
+
+    def __init__(self, settings: HubSettings, fresh_seconds: float,
+                 clock: Callable[[], float] = time.monotonic,
+                 ensure: Callable[..., Any] = ensure_user_namespace) -> None:
+        self.settings, self.fresh_seconds, self.clock, self._ensure = settings, fresh_seconds, clock, ensure
+        self._done: dict[str, float] = {}
+        self._running: dict[str, asyncio.Future[ProvisionResult]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def is_fresh(self, namespace: str) -> bool:
+        done = self._done.get(namespace)
+        return done is not None and self.clock() - done < self.fresh_seconds
+
+    def forget(self, namespace: str) -> None:
+        """The next `ensure` for this namespace provisions fully (called when the user's server stops)."""
+        self._done.pop(namespace, None)
+
+    async def ensure(self, api: Any, username: str, namespace: str) -> ProvisionResult | None:
+        """Provisions unless fresh (then None); joins a pass already running for the namespace."""
+        if self.is_fresh(namespace):
+            return None
+        running = self._running.get(namespace)
+        if running is None:
+            running = asyncio.ensure_future(self._pass(api, username, namespace))
+            self._running[namespace] = running
+        return await asyncio.shield(running)
+
+    async def _pass(self, api: Any, username: str, namespace: str) -> ProvisionResult:
+        try:
+            result: ProvisionResult = await self._ensure(api, username, namespace, self.settings)
+            self._done[namespace] = self.clock()
+            return result
+        finally:
+            self._running.pop(namespace, None)
+
+    def start_early(self, api: Any, username: str, namespace: str) -> None:
+        """Starts provisioning in the background; its failure is logged (the spawn will try again and say)."""
+        async def run() -> None:
+            try:
+                await self.ensure(api, username, namespace)
+            except Exception as e:
+                log.warning("provisioning at login failed for %s (the spawn retries): %s", namespace, e)
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def make_post_auth_hook(provisioner: Provisioner) -> Callable[[Any, Any, dict[str, Any]], Any]:
+    """`c.Authenticator.post_auth_hook`: start provisioning the user's default server's namespace.
+
+    The namespace and API client are the user's own KubeSpawner's (the same slug rules and connection a
+    spawn uses). The auth model is returned unchanged; nothing here can fail the login."""
+    def post_auth_hook(authenticator: Any, handler: Any, authenticated: dict[str, Any]) -> dict[str, Any]:
+        try:
+            user = handler.user_from_username(authenticated["name"])
+            spawner = user.spawner
+            if not spawner.active:
+                provisioner.start_early(spawner.api.api_client, user.name, spawner.namespace)
+        except Exception as e:
+            log.warning("could not start provisioning at login for %r: %s", authenticated.get("name"), e)
+        return authenticated
+
+    return post_auth_hook
