@@ -1,10 +1,12 @@
 """Builder API latency against the local apiserver: POST -> Job created, and listing with many builds.
 
-    .venv/bin/python bench/builder_api.py [--builds 1000] [--kubeconfig .local/kubeconfig]
+    .venv/bin/python bench/builder_api.py [--builds 1000] [--modes cache,live] [--kubeconfig .local/kubeconfig]
     .venv/bin/python bench/builder_api.py --builds 0 --kaniko [--kaniko-rounds 3] [--kaniko-workloads small,medium]
 
 Each POST goes through the whole path (TokenReview + SubjectAccessReviews, reuse lookup, the namespace limit
-check before and after creating the Job). Every build is cancelled right after it is created, so the namespace
+check before and after creating the Job). `--modes` runs it with the builder's watch cache of build Jobs and
+pods (the default setting: the reads are memory, the POST makes one apiserver call) and, as the baseline in the
+same process, with every read going to the apiserver (`watch_cache: false`), and prints the ratios. Every build is cancelled right after it is created, so the namespace
 fills up with finished builds the way it does in use (a handful active, many finished) and the limit check
 stays small. Then GET .../builds is timed with all of them present. The app runs in-process (ASGI); the
 apiserver is real. `--builds 0` skips this part.
@@ -71,12 +73,13 @@ def setup(api: Any, ns: str) -> str:
     return str(tr.status.token)
 
 
-async def run(kubeconfig: Path, builds: int, list_rounds: int) -> dict[str, Any]:
+async def run(kubeconfig: Path, builds: int, list_rounds: int, watch_cache: bool) -> dict[str, Any]:
     api = kconfig.new_client_from_config(config_file=str(kubeconfig))
     ns = f"bench-builder-{secrets.token_hex(3)}"
     token = setup(api, ns)
     headers = {"Authorization": f"Bearer {token}"}
-    settings = Settings(kubeconfig=kubeconfig, registry=REG, max_concurrent_builds_per_namespace=5)
+    settings = Settings(kubeconfig=kubeconfig, registry=REG, max_concurrent_builds_per_namespace=5,
+                        watch_cache=watch_cache)
     app = create_app(settings)
     base = f"/api/v1/namespaces/{ns}/builds"
     body = {"context": {"pvc": "workspace", "path": "proj"}, "destination": f"{REG}/{ns}/app:v1"}
@@ -86,6 +89,8 @@ async def run(kubeconfig: Path, builds: int, list_rounds: int) -> dict[str, Any]
         async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://builder", timeout=60
         ) as http:
+            while (await http.get("/readyz")).status_code != 200:  # the watch cache lists first
+                await asyncio.sleep(0.05)
             t0 = time.perf_counter()
             for i in range(builds):
                 start = time.perf_counter()
@@ -315,6 +320,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--builds", type=int, default=1000, help="API section: builds to create (0 skips it)")
     p.add_argument("--list-rounds", type=int, default=30)
+    p.add_argument("--modes", default="cache,live",
+                   help="API section: with the watch cache ('cache', the default setting) and/or reading the "
+                        "apiserver on every request ('live', the baseline); in this order, each in a new namespace")
     p.add_argument("--kaniko", action="store_true",
                    help="also measure real Kaniko builds (cold vs one layer changed) through the installed builder")
     p.add_argument("--kaniko-rounds", type=int, default=3)
@@ -324,11 +332,22 @@ def main() -> None:
                    default=Path(os.environ.get("NBP_KUBECONFIG", ROOT / ".local" / "kubeconfig")))
     a = p.parse_args()
     out: dict[str, Any] = {"bench": "builder_api"}
+    modes = [m for m in a.modes.split(",") if m]
+    if set(modes) - {"cache", "live"}:
+        raise SystemExit(f"unknown mode(s) in {a.modes!r}; known: cache, live")
     if a.builds > 0:
-        out.update(asyncio.run(run(a.kubeconfig, a.builds, a.list_rounds)))
-        print(f"POST -> Job created: p50 {out['post_ms_p50']} ms, p99 {out['post_ms_p99']} ms "
-              f"(first 100: {out['post_first100_ms_p50']} ms, last 100: {out['post_last100_ms_p50']} ms)")
-        print(f"GET list with {out['listed']} builds: p50 {out['list_ms_p50']} ms, p99 {out['list_ms_p99']} ms")
+        for mode in modes:
+            res = asyncio.run(run(a.kubeconfig, a.builds, a.list_rounds, watch_cache=mode == "cache"))
+            out[mode] = res
+            print(f"[{mode}] POST -> Job created: p50 {res['post_ms_p50']} ms, p99 {res['post_ms_p99']} ms "
+                  f"(first 100: {res['post_first100_ms_p50']} ms, last 100: {res['post_last100_ms_p50']} ms)")
+            print(f"[{mode}] GET list with {res['listed']} builds: p50 {res['list_ms_p50']} ms, "
+                  f"p99 {res['list_ms_p99']} ms")
+        if len(out.keys() & {"cache", "live"}) == 2:
+            for fig in ("post_ms_p50", "post_ms_p99", "list_ms_p50"):
+                out[f"live_over_cache_{fig}"] = round(out["live"][fig] / max(out["cache"][fig], 0.01), 2)
+            print(f"live / cache: POST p50 {out['live_over_cache_post_ms_p50']}x, POST p99 "
+                  f"{out['live_over_cache_post_ms_p99']}x, list p50 {out['live_over_cache_list_ms_p50']}x")
     if a.kaniko:
         workloads = [w for w in a.kaniko_workloads.split(",") if w]
         unknown = set(workloads) - set(KANIKO_WORKLOADS)

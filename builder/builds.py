@@ -12,7 +12,7 @@ from typing import Any
 
 from . import constants as c
 from .auth import Caller
-from .cache import BuildCache
+from .cache import BuildCache, Predicate, present
 from .job import dedupe_key, render_job
 from .kube import Kube, KubeError
 from .model import Build, BuildPhase, BuildStatus
@@ -39,6 +39,11 @@ def is_build_job(job: Obj | None) -> bool:
 
 def _name(job: Obj) -> str:
     return str(job["metadata"]["name"])
+
+
+def _cancelled(job: Obj | None) -> bool:
+    ann = ((job or {}).get("metadata") or {}).get("annotations") or {}
+    return job is None or ann.get(c.ANNOTATION_PHASE) == BuildPhase.CANCELLED.value
 
 
 class BuildService:
@@ -102,9 +107,16 @@ class BuildService:
             out.append((job, status))
         return out
 
-    async def _active_count(self, namespace: str, exclude: str = "", live: bool = False) -> int:
-        jobs = await self._jobs(namespace, ACTIVE, live)
-        observed = await self.observe(namespace, [j for j in jobs if _name(j) != exclude], live)
+    async def _active_count(self, namespace: str, before: str = "", live: bool = False) -> int:
+        """Builds pending or running; with `before`, only those created before that one (by the cache's
+        arrival order; from the apiserver, all others)."""
+        jobs = [j for j in await self._jobs(namespace, ACTIVE, live) if _name(j) != before]
+        cache = self._ready_cache(live)
+        if before and cache is not None:
+            mine = cache.jobs.arrival(namespace, before)
+            if mine is not None:
+                jobs = [j for j in jobs if (cache.jobs.arrival(namespace, _name(j)) or 0) < mine]
+        observed = await self.observe(namespace, jobs, live)
         return sum(1 for _, s in observed if not s.phase.finished)
 
     async def find_reusable(self, namespace: str, checked: CheckedRequest) -> Build | None:
@@ -129,9 +141,11 @@ class BuildService:
     async def create(self, namespace: str, checked: CheckedRequest, caller: Caller) -> tuple[Build, bool]:
         """(build, created). Reuses a finished identical build; refuses beyond the namespace's limit.
 
-        The limit holds across replicas without a lock: check, create, then count the *other* active builds
-        again; if there are too many, this request deletes its own Job and answers 429. Two racing requests
-        may both step back (each sees the other), but never both go ahead beyond the limit."""
+        The limit holds across replicas without a lock: check, create, then count the active builds created
+        *before* this one (in the order the watch delivered them, which is etcd's); if there are too many, this
+        request deletes its own Job and answers 429. Of N racing requests exactly the first `limit` go ahead.
+        When the watch is behind, the recount asks the apiserver and counts every other active build: racing
+        requests may then both step back, but never both go ahead beyond the limit."""
         reused = await self.find_reusable(namespace, checked)
         if reused is not None:
             return reused, False
@@ -140,21 +154,21 @@ class BuildService:
             raise LimitExceeded(429, "namespace", f"{namespace!r} already has {limit} builds pending or running")
         job = await self.kube.create_job(namespace, render_job(checked, self.settings, namespace, caller.username))
         # If the watch is behind, count from the apiserver, which has every Job created before this one.
-        live = not await self._seen(namespace, _name(job))
-        if await self._active_count(namespace, exclude=_name(job), live=live) >= limit:
+        live = not await self._delivered(namespace, _name(job))
+        if await self._active_count(namespace, before=_name(job), live=live) >= limit:
             await self.kube.delete_job(namespace, _name(job))
             raise LimitExceeded(429, "namespace", f"{namespace!r} already has {limit} builds pending or running")
         log.info("build created", extra={"namespace": namespace, "build": _name(job), "user": caller.username,
                                          "destination": str(checked.destination)})
         return job_to_build(job, derive_status(job, [])), True
 
-    async def _seen(self, namespace: str, name: str) -> bool:
-        """Whether the cache has (now, or within a moment) the Job this replica just created. A watch delivers
-        events in the order etcd committed them, so it then also has every build Job created before it."""
+    async def _delivered(self, namespace: str, name: str, until: Predicate = present) -> bool:
+        """Whether the cache shows (now, or within a moment) this replica's own write to the Job. A watch
+        delivers events in the order etcd committed them, so it then also has every earlier write."""
         cache = self._ready_cache()
         if cache is None:
             return False
-        return await cache.jobs.wait_for(namespace, name, self.settings.cache_wait_seconds) is not None
+        return await cache.jobs.wait_until(namespace, name, self.settings.cache_wait_seconds, until)
 
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         job = await self.kube.get_job(namespace, name)
@@ -214,6 +228,7 @@ class BuildService:
                 if e.status == 404:
                     return None
                 raise
+            await self._delivered(namespace, name, _cancelled)  # so this replica's next count has it
             log.info("build cancelled", extra={"namespace": namespace, "build": name, "user": caller.username})
             return job_to_build(job, derive_status(job, []))
         raise RequestRejected(409, "name", f"build {name!r} kept changing; try again")

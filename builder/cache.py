@@ -37,6 +37,11 @@ _UNUSED_METADATA = ("managedFields",)
 
 Lister = Callable[[], Awaitable[tuple[list[Obj], str]]]
 Watcher = Callable[[str, int], AsyncIterator[Obj]]
+Predicate = Callable[[Obj | None], bool]
+
+
+def present(obj: Obj | None) -> bool:
+    return obj is not None
 
 
 class Gone(Exception):
@@ -64,7 +69,11 @@ class Reflector:
         self.resource_version = ""
         self.ready = False
         self.last_event: float | None = None
-        self._waiters: dict[Key, list[asyncio.Future[Obj]]] = {}
+        self._waiters: dict[Key, list[tuple[Predicate, asyncio.Future[None]]]] = {}
+        # Arrival order of each object's first appearance: a watch delivers events in commit order, so this
+        # orders creations as etcd did, without comparing resourceVersions (which clients must not do).
+        self._seq = 0
+        self._arrival: dict[Key, int] = {}
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -77,20 +86,25 @@ class Reflector:
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_ns.values())
 
-    async def wait_for(self, namespace: str, name: str, timeout: float) -> Obj | None:
-        """The object once the watch has delivered it (at once if it has), or None after `timeout`."""
-        found = self.get(namespace, name)
-        if found is not None:
-            return found
-        future: asyncio.Future[Obj] = asyncio.get_running_loop().create_future()
+    def arrival(self, namespace: str, name: str) -> int | None:
+        """When the object first appeared, in watch order (objects of one list share the list's turn)."""
+        return self._arrival.get((namespace, name))
+
+    async def wait_until(self, namespace: str, name: str, timeout: float, until: Predicate = present) -> bool:
+        """Whether the cached object (None once deleted) satisfies `until` now or within `timeout` seconds:
+        how a replica waits for the watch to deliver its own write before it answers."""
+        if until(self.get(namespace, name)):
+            return True
+        entry: tuple[Predicate, asyncio.Future[None]] = (until, asyncio.get_running_loop().create_future())
         waiters = self._waiters.setdefault((namespace, name), [])
-        waiters.append(future)
+        waiters.append(entry)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            await asyncio.wait_for(asyncio.shield(entry[1]), timeout)
+            return True
         except TimeoutError:
-            return None
+            return False
         finally:
-            waiters.remove(future)
+            waiters.remove(entry)
             if not waiters:
                 self._waiters.pop((namespace, name), None)
 
@@ -99,8 +113,13 @@ class Reflector:
     def replace(self, items: list[Obj], resource_version: str) -> None:
         """A full list is the truth (first list, after 410): objects not in it are gone."""
         self.by_ns = {}
+        self._seq += 1
+        kept = {}
         for obj in items:
+            key = key_of(obj)
+            kept[key] = self._arrival.get(key, self._seq)
             self._put(slim(obj))
+        self._arrival = kept
         self.resource_version = resource_version
         self.ready = True
         self.last_event = time.monotonic()
@@ -122,16 +141,24 @@ class Reflector:
             bucket.pop(name, None)
             if not bucket:
                 self.by_ns.pop(ns, None)
+            self._arrival.pop((ns, name), None)
+            self._notify((ns, name), None)
         if rv:
             self.resource_version = rv
         self.last_event = time.monotonic()
 
     def _put(self, obj: Obj) -> None:
-        ns, name = key_of(obj)
-        self.by_ns.setdefault(ns, {})[name] = obj
-        for future in self._waiters.get((ns, name), []):
-            if not future.done():
-                future.set_result(obj)
+        key = key_of(obj)
+        self.by_ns.setdefault(key[0], {})[key[1]] = obj
+        if key not in self._arrival:
+            self._seq += 1
+            self._arrival[key] = self._seq
+        self._notify(key, obj)
+
+    def _notify(self, key: Key, obj: Obj | None) -> None:
+        for until, future in self._waiters.get(key, []):
+            if not future.done() and until(obj):
+                future.set_result(None)
 
     # --- the loop --------------------------------------------------------------------------------------
 

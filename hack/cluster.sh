@@ -57,6 +57,7 @@ args_of() {
       --use-service-account-credentials=true --leader-elect=false \
       --controllers='*,bootstrapsigner,tokencleaner' \
       --allocate-node-cidrs=true --cluster-cidr="$CLUSTER_CIDR" --service-cluster-ip-range="$SERVICE_CIDR" \
+      --kube-api-qps=100 --kube-api-burst=200 \
       --profiling=false --v=1 ;;
     kube-scheduler) echo --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" \
       --kubeconfig="$PKI/scheduler.kubeconfig" \

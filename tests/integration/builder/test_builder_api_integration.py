@@ -292,6 +292,12 @@ async def test_identical_content_reuses_a_succeeded_build(
     kc.BatchV1Api(kube_api).patch_namespaced_job(name, namespace, {"metadata": {
         "annotations": {c.ANNOTATION_PHASE: "Succeeded", c.ANNOTATION_DIGEST: digest},
         "labels": {c.LABEL_ACTIVE: None}}})
+    # The builder reads Jobs from its watch: a write by someone else shows within moments, not at once.
+    for _ in range(100):
+        got = await api.get(url(namespace, f"/{name}"), headers=bearer(user))
+        if got.json()["status"]["phase"] == "Succeeded":
+            break
+        await asyncio.sleep(0.05)
 
     again = await api.post(url(namespace), json=req, headers=bearer(user))
     assert again.status_code == 200, again.text
@@ -347,3 +353,42 @@ async def test_plain_logs_and_a_finished_stream(api: httpx.AsyncClient, namespac
 async def test_readyz_reports_the_apiserver(api: httpx.AsyncClient) -> None:
     r = await api.get("/readyz")
     assert r.status_code == 200 and r.json() == {"status": "ready"}
+
+
+# ---- several replicas, each with its own watch cache --------------------------------------------------------
+
+async def test_two_replicas_see_each_others_builds_and_exactly_the_first_two_of_racing_requests_go_ahead(
+    settings: Settings, kube_api: Any, namespace: str, user: str
+) -> None:
+    patient = settings.model_copy(update={"cache_wait_seconds": 10.0})
+    apps = [create_app(patient), create_app(patient)]
+    async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
+        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://builder", timeout=60)
+                   for a in apps]
+        try:
+            for client in clients:  # each replica lists before it says ready
+                for _ in range(100):
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.05)
+                assert (await client.get("/readyz")).status_code == 200
+
+            results = await asyncio.gather(*[
+                clients[i % 2].post(url(namespace), json=body(namespace), headers=bearer(user)) for i in range(8)
+            ])
+            codes = sorted(r.status_code for r in results)
+            assert codes.count(201) == 2 and codes.count(429) == 6, [r.text for r in results]
+            made = {r.json()["metadata"]["name"] for r in results if r.status_code == 201}
+
+            # Each replica lists the builds made through the other (its watch delivers them).
+            for client in clients:
+                for _ in range(100):
+                    listed = (await client.get(url(namespace), headers=bearer(user))).json()["items"]
+                    if {b["metadata"]["name"] for b in listed} == made:
+                        break
+                    await asyncio.sleep(0.05)
+                assert {b["metadata"]["name"] for b in listed} == made
+        finally:
+            for client in clients:
+                await client.aclose()
+    wait_for(lambda: len(jobs_in(kube_api, namespace)) == 2, timeout=90, what="refused Jobs to be deleted")

@@ -71,6 +71,27 @@ def test_a_relist_forgets_objects_deleted_while_the_watch_was_down() -> None:
     assert r.get(NS, "a") is None and r.get(NS, "b") is not None
 
 
+async def test_wait_until_a_condition_or_a_deletion_and_arrival_follows_watch_order() -> None:
+    r = Reflector("jobs")
+    r.replace([job("old")], "5")
+    r.apply_event(event("ADDED", job("a", rv="6")))
+    r.apply_event(event("ADDED", job("b", rv="7")))
+    r.apply_event(event("MODIFIED", job("a", rv="8", changed="yes")))  # a change does not reorder
+    assert r.arrival(NS, "old") < r.arrival(NS, "a") < r.arrival(NS, "b")  # type: ignore[operator]
+    r.replace([job("b"), job("c")], "20")  # a relist keeps known objects' order; new ones come after
+    assert r.arrival(NS, "b") < r.arrival(NS, "c") and r.arrival(NS, "a") is None  # type: ignore[operator]
+
+    changed = asyncio.create_task(r.wait_until(NS, "b", 5, lambda o: bool(o and o["metadata"]["labels"].get("x"))))
+    gone = asyncio.create_task(r.wait_until(NS, "c", 5, lambda o: o is None))
+    await asyncio.sleep(0)
+    r.apply_event(event("MODIFIED", job("b", rv="21")))
+    await asyncio.sleep(0)
+    assert not changed.done()
+    r.apply_event(event("MODIFIED", job("b", rv="22", x="1")))
+    r.apply_event(event("DELETED", job("c", rv="23")))
+    assert await changed and await gone
+
+
 def test_an_expired_watch_raises_gone_and_other_watch_errors_raise() -> None:
     r = Reflector("jobs")
     with pytest.raises(Gone):
@@ -82,11 +103,11 @@ def test_an_expired_watch_raises_gone_and_other_watch_errors_raise() -> None:
 async def test_wait_for_returns_when_the_watch_delivers_and_none_after_the_timeout() -> None:
     r = Reflector("jobs")
     r.replace([], "1")
-    waiting = asyncio.create_task(r.wait_for(NS, "new", timeout=5))
+    waiting = asyncio.create_task(r.wait_until(NS, "new", timeout=5))
     await asyncio.sleep(0)
     r.apply_event(event("ADDED", job("new")))
-    assert (await waiting)["metadata"]["name"] == "new"  # type: ignore[index]
-    assert await r.wait_for(NS, "never", timeout=0.01) is None
+    assert await waiting
+    assert not await r.wait_until(NS, "never", timeout=0.01)
     assert not r._waiters
 
 
@@ -128,12 +149,14 @@ class Recorder:
     def __init__(self, cache: BuildCache | None, deliver: bool = True, live_jobs: list[Any] | None = None) -> None:
         self.cache, self.deliver, self.calls, self.live_jobs = cache, deliver, [], live_jobs or []
         self.created = 0
+        self.made: list[dict[str, Any]] = []
 
     async def create_job(self, namespace: str, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         self.calls.append("create_job")
         self.created += 1
         made = job(f"build-{self.created}", namespace, **{c.LABEL_ACTIVE: "true"})
         made["metadata"]["annotations"] = body["metadata"]["annotations"]
+        self.made.append(made)
         if self.deliver and self.cache is not None:
             self.cache.jobs.apply_event(event("ADDED", made))
         return made
@@ -148,6 +171,8 @@ class Recorder:
 
     async def delete_job(self, namespace: str, name: str) -> None:
         self.calls.append("delete_job")
+        if self.cache is not None:
+            self.cache.jobs.apply_event(event("DELETED", job(name, namespace)))
 
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append("get_job")
@@ -216,3 +241,25 @@ async def test_without_a_ready_cache_every_read_goes_to_the_apiserver() -> None:
     kube = Recorder(cache)
     await service(cache, kube).list(NS)
     assert kube.calls == ["list_jobs"]
+
+
+async def test_of_racing_creates_exactly_the_first_ones_up_to_the_limit_go_ahead() -> None:
+    # Six requests pass the first check before any of their Jobs reaches the watch; the watch then delivers
+    # the six Jobs in the order they were created, and each request counts only the Jobs created before its own.
+    cache = ready_cache()
+    kube = Recorder(cache, deliver=False)
+    svc = service(cache, kube, max_concurrent_builds_per_namespace=2, cache_wait_seconds=5)
+
+    async def watch_delivers() -> None:
+        while len(kube.made) < 6:
+            await asyncio.sleep(0.001)
+        for made in kube.made:
+            cache.jobs.apply_event(event("ADDED", made))
+
+    results = await asyncio.gather(watch_delivers(), *(svc.create(NS, checked(), CALLER) for _ in range(6)),
+                                   return_exceptions=True)
+    outcomes = results[1:]
+    went_ahead = [o[0].metadata.name for o in outcomes if isinstance(o, tuple)]
+    assert sorted(went_ahead) == ["build-1", "build-2"]
+    assert sum(isinstance(o, LimitExceeded) for o in outcomes) == 4
+    assert kube.calls.count("delete_job") == 4 and kube.calls.count("list_jobs") == 0
