@@ -6,7 +6,8 @@
 Each POST goes through the whole path (TokenReview + SubjectAccessReviews, reuse lookup, the namespace limit
 check before and after creating the Job). `--modes` runs it with the builder's watch cache of build Jobs and
 pods (the default setting: the reads are memory, the POST makes one apiserver call) and, as the baseline in the
-same process, with every read going to the apiserver (`watch_cache: false`), and prints the ratios. Every build is cancelled right after it is created, so the namespace
+same process, with every read going to the apiserver (`watch_cache: false`), and prints the ratios.
+Every build is cancelled right after it is created, so the namespace
 fills up with finished builds the way it does in use (a handful active, many finished) and the limit check
 stays small. Then GET .../builds is timed with all of them present. The app runs in-process (ASGI); the
 apiserver is real. `--builds 0` skips this part.

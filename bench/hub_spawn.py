@@ -200,6 +200,7 @@ class UserRun:
     namespace: str
     token: str = ""
     token_id: str = ""
+    login_s: float | None = None
     requested: float | None = None
     post_status: int | None = None
     ready: float | None = None
@@ -531,7 +532,9 @@ async def spawn_figures(args: argparse.Namespace) -> dict[str, Any]:
 
         async def login(run: UserRun) -> None:
             async with sem:
+                start = time.time()
                 run.token, run.token_id = await get_token(http, run.name, facts["password"])
+                run.login_s = time.time() - start
 
         await asyncio.gather(*(login(r) for r in runs))
         await watch.start()
@@ -627,6 +630,7 @@ def spawn_results(runs: list[UserRun], pods: dict[str, PodTimes]) -> dict[str, A
     out: dict[str, Any] = {"spawns_ok": len(total), "spawns_failed": len(errors),
                            "post_201": sum(r.post_status == 201 for r in runs),
                            "post_202": sum(r.post_status == 202 for r in runs)}
+    out.update(summary("login", [r.login_s for r in runs if r.login_s is not None]))
     out.update(summary("overhead", overhead))
     out.update(summary("pod_start", pod_start))
     out.update(summary("total_spawn", total))

@@ -67,7 +67,7 @@ def _configure_auth(c: Config, settings: HubSettings, provisioner: Provisioner) 
             c[cls][trait] = value
 
 
-def _configure_hub(c: Config, settings: HubSettings) -> None:
+def _configure_hub(c: Config, settings: HubSettings, provisioner: Provisioner) -> None:
     c.JupyterHub.bind_url = settings.bind_url
     c.JupyterHub.base_url = settings.base_url
     c.JupyterHub.hub_bind_url = settings.hub_bind_url
@@ -84,7 +84,7 @@ def _configure_hub(c: Config, settings: HubSettings) -> None:
     if settings.cull.enabled:
         c.JupyterHub.services = [culler_service(settings)]
         c.JupyterHub.load_roles = [culler_role(settings)]
-    c.JupyterHub.extra_handlers = [(PREVIEW_ROUTE, make_preview_handler(settings))]
+    c.JupyterHub.extra_handlers = [(PREVIEW_ROUTE, make_preview_handler(settings, provisioner))]
 
 
 def _configure_spawner(c: Config, settings: HubSettings, provisioner: Provisioner) -> None:
@@ -141,7 +141,7 @@ def make_post_stop_hook(provisioner: Provisioner) -> Any:
 def configure(c: Config, settings: HubSettings) -> Config:
     """Fills `c` from settings and returns it."""
     provisioner = Provisioner(settings, settings.provision_fresh_seconds)
-    _configure_hub(c, settings)
+    _configure_hub(c, settings, provisioner)
     _configure_auth(c, settings, provisioner)
     _configure_spawner(c, settings, provisioner)
     _configure_storage(c, settings)

@@ -76,17 +76,17 @@ def describe_injection(before: Mapping[str, Any], after: Mapping[str, Any],
     return out
 
 
-async def preview_pod(spawner: Any, settings: Any) -> dict[str, Any]:
+async def preview_pod(spawner: Any, settings: Any, provisioner: Any) -> dict[str, Any]:
     """Renders the pod as a spawn would, dry-runs it, returns `describe_injection`'s summary.
 
-    `spawner` must be a throwaway instance (its traits get the profile's overrides).
+    `spawner` must be a throwaway instance (its traits get the profile's overrides); `provisioner` is the
+    hub's `Provisioner` (the namespace must exist and hold the default PodDefaults for the dry run).
     """
     from hub_config import kube
     from hub_config.hooks import label_pod_for_configurations
-    from hub_config.namespaces import ensure_user_namespace
 
     api = spawner.api.api_client
-    await ensure_user_namespace(api, spawner.user.name, spawner.namespace, settings)
+    await provisioner.ensure(api, spawner.user.name, spawner.namespace)
     await spawner.load_user_options()
     pod = await spawner.get_pod_manifest()
     pod, poddefaults = await label_pod_for_configurations(spawner, pod, settings)
@@ -97,7 +97,7 @@ async def preview_pod(spawner: Any, settings: Any) -> dict[str, Any]:
     return describe_injection(before, after, poddefaults)
 
 
-def make_preview_handler(settings: Any) -> type:
+def make_preview_handler(settings: Any, provisioner: Any) -> type:
     """The tornado handler class, bound to settings (imported lazily: jupyterhub is only in the hub)."""
     from jupyterhub.handlers.base import BaseHandler
     from jupyterhub.utils import maybe_future
@@ -121,7 +121,7 @@ def make_preview_handler(settings: Any) -> type:
                 options = await maybe_future(real.run_options_from_form(form))
                 # A fresh spawner, so the profile's overrides never touch a running server's spawner.
                 probe = user._new_spawner(name, user_options=options)
-                result = await preview_pod(probe, settings)
+                result = await preview_pod(probe, settings, provisioner)
             except SpawnError as e:
                 self.set_status(400)
                 result = {"detail": e.jupyterhub_message}

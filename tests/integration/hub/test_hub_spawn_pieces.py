@@ -184,7 +184,7 @@ async def test_preview_dry_runs_the_pod_and_lists_matching_poddefaults(
     settings = hub_settings(builder={"url": "http://builder:8080"})
     username, ns = user_factory()
     spawner = make_spawner(username, settings, {"profile": "small", "configurations": ["builder"]})
-    summary = await preview_pod(spawner, settings)
+    summary = await preview_pod(spawner, settings, Provisioner(settings, 0))
     assert summary["poddefaults"] == ["builder"]
     assert summary["resources"]["limits"]["cpu"] == "1"
     assert client.CoreV1Api(kube_api).list_namespaced_pod(ns).items == []
