@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import constants as c
+from .agents import VolumeAgents
 from .auth import Access, AuthError, Authorizer, Caller, Reviewer, bearer_token
 from .builds import BuildService, LimitExceeded
 from .cache import make_build_cache
@@ -120,11 +121,15 @@ def create_app(settings: Settings | None = None, kube: Kube | None = None,
             k = Kube(owned, settings.kube_request_timeout_seconds)
         app.state.kube = k
         # The watch cache needs a real apiserver: not made for a Kube a test hands in.
-        cache = make_build_cache(k) if owned is not None and settings.watch_cache else None
+        cache = make_build_cache(k, agents=settings.volume_agent) if owned is not None and settings.watch_cache \
+            else None
+        agents = None
         if cache is not None:
             cache.start()
+            if settings.volume_agent:
+                agents = VolumeAgents(k, cache.agents, settings)
         app.state.cache = cache
-        app.state.builds = BuildService(k, settings, cache)
+        app.state.builds = BuildService(k, settings, cache, agents)
         app.state.auth = Authorizer(
             reviewer or k, ttl=settings.auth_cache_ttl_seconds, max_entries=settings.auth_cache_max_entries,
             restrict_service_accounts=settings.restrict_service_accounts_to_own_namespace,
@@ -138,6 +143,8 @@ def create_app(settings: Settings | None = None, kube: Kube | None = None,
                 reload_task.cancel()
             if cache is not None:
                 await cache.stop()
+            if agents is not None:
+                await agents.close()
             if owned is not None:
                 await owned.close()
 

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from . import constants as c
+from .agents import VolumeAgents
 from .auth import Caller
 from .cache import BuildCache, Predicate, present
 from .job import dedupe_key, render_job
@@ -50,8 +51,9 @@ class BuildService:
     """The operations behind the REST routes. Reads come from the watch cache once it is ready (else from
     the apiserver); writes, and the reads a write depends on (cancel), always go to the apiserver."""
 
-    def __init__(self, kube: Kube, settings: Settings, cache: BuildCache | None = None) -> None:
-        self.kube, self.settings, self.cache = kube, settings, cache
+    def __init__(self, kube: Kube, settings: Settings, cache: BuildCache | None = None,
+                 agents: VolumeAgents | None = None) -> None:
+        self.kube, self.settings, self.cache, self.agents = kube, settings, cache, agents
 
     def _ready_cache(self, live: bool = False) -> BuildCache | None:
         return self.cache if not live and self.cache is not None and self.cache.ready else None
@@ -149,6 +151,7 @@ class BuildService:
         reused = await self.find_reusable(namespace, checked)
         if reused is not None:
             return reused, False
+        await self.check_context(namespace, checked)
         limit = self.settings.max_concurrent_builds_per_namespace
         if await self._active_count(namespace) >= limit:
             raise LimitExceeded(429, "namespace", f"{namespace!r} already has {limit} builds pending or running")
@@ -161,6 +164,15 @@ class BuildService:
         log.info("build created", extra={"namespace": namespace, "build": _name(job), "user": caller.username,
                                          "destination": str(checked.destination)})
         return job_to_build(job, derive_status(job, [])), True
+
+    async def check_context(self, namespace: str, checked: CheckedRequest) -> None:
+        """400 when the volume agent says the context or Dockerfile does not resolve inside the volume."""
+        if self.agents is None:
+            return
+        claim = checked.request.context.pvc
+        verdict = await self.agents.check(namespace, claim, checked.context_path, checked.dockerfile)
+        if verdict is not None and not verdict.ok:
+            raise RequestRejected(400, verdict.field, f"{verdict.message} (claim {claim!r})")
 
     async def _delivered(self, namespace: str, name: str, until: Predicate = present) -> bool:
         """Whether the cache shows (now, or within a moment) this replica's own write to the Job. A watch

@@ -189,15 +189,16 @@ class Reflector:
 
 
 class BuildCache:
-    """Build Jobs and build pods, cluster-wide. Ready when both have been listed once."""
+    """Build Jobs, build pods and volume-agent pods, cluster-wide. Ready when all have been listed once."""
 
-    def __init__(self, jobs: Reflector, pods: Reflector) -> None:
+    def __init__(self, jobs: Reflector, pods: Reflector, agents: Reflector | None = None) -> None:
         self.jobs, self.pods = jobs, pods
+        self.agents = agents or Reflector("agents")
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def ready(self) -> bool:
-        return self.jobs.ready and self.pods.ready
+        return self.jobs.ready and self.pods.ready and (self.agents.lister is None or self.agents.ready)
 
     def pods_of(self, namespace: str, job_names: set[str]) -> dict[str, list[Obj]]:
         """The namespace's build pods, by the name of the Job that owns them."""
@@ -209,7 +210,8 @@ class BuildCache:
         return out
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(r.run(), name=f"build-cache-{r.kind}") for r in (self.jobs, self.pods)]
+        self._tasks = [asyncio.create_task(r.run(), name=f"build-cache-{r.kind}")
+                       for r in (self.jobs, self.pods, self.agents) if r.lister is not None]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -221,23 +223,25 @@ class BuildCache:
 
 
 
-def make_build_cache(kube: Any) -> BuildCache:
-    """A BuildCache over `builder.kube.Kube`'s cluster-wide list and watch of build Jobs and pods."""
+def make_build_cache(kube: Any, agents: bool = False) -> BuildCache:
+    """A BuildCache over `builder.kube.Kube`'s cluster-wide list and watch of build Jobs and pods (and of
+    volume-agent pods, with `agents`)."""
     from .kube import KubeError
 
-    def reflector(kind: str) -> Reflector:
+    def reflector(name: str, kind: str, selector: str) -> Reflector:
         async def lister() -> tuple[list[Obj], str]:
-            return await kube.list_builds_everywhere(kind)  # type: ignore[no-any-return]
+            return await kube.list_everywhere(kind, selector)  # type: ignore[no-any-return]
 
         async def watcher(resource_version: str, seconds: int) -> AsyncIterator[Obj]:
             try:
-                async for event in kube.watch_builds_everywhere(kind, resource_version, seconds):
+                async for event in kube.watch_everywhere(kind, selector, resource_version, seconds):
                     yield event
             except KubeError as e:
                 if e.status == 410:
                     raise Gone(e.message) from e
                 raise
 
-        return Reflector(kind, lister, watcher)
+        return Reflector(name, lister, watcher)
 
-    return BuildCache(reflector("jobs"), reflector("pods"))
+    return BuildCache(reflector("jobs", "jobs", c.BUILD_SELECTOR), reflector("pods", "pods", c.BUILD_SELECTOR),
+                      reflector("agents", "pods", c.AGENT_SELECTOR) if agents else None)

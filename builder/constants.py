@@ -21,6 +21,9 @@ LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 MANAGED_BY: Final = "notebook-platform"
 COMPONENT_BUILD: Final = "build"
 BUILD_SELECTOR: Final = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}={COMPONENT_BUILD}"
+# The per-claim pod that tells the builder whether a context resolves inside the volume (volume_agent.py).
+COMPONENT_VOLUME_AGENT: Final = "volume-agent"
+AGENT_SELECTOR: Final = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}={COMPONENT_VOLUME_AGENT}"
 
 # Set by the Job controller on the pods it creates (Kubernetes >= 1.27).
 LABEL_JOB_NAME: Final = "batch.kubernetes.io/job-name"
@@ -33,6 +36,8 @@ ANNOTATION_DESTINATION: Final = f"{API_GROUP}/destination"
 ANNOTATION_REQUESTED_BY: Final = f"{API_GROUP}/requested-by"
 ANNOTATION_PHASE: Final = f"{API_GROUP}/phase"
 ANNOTATION_CANCELLED_BY: Final = f"{API_GROUP}/cancelled-by"
+ANNOTATION_AGENT_CLAIM: Final = f"{API_GROUP}/claim"
+ANNOTATION_AGENT_TOKEN: Final = f"{API_GROUP}/agent-token"
 
 CONTAINER_NAME: Final = "kaniko"
 WORKSPACE_VOLUME: Final = "workspace"

@@ -13,7 +13,6 @@ from typing import Any
 from kubernetes_asyncio import client as k
 from kubernetes_asyncio import config as kconfig
 
-from . import constants as c
 from .settings import Settings
 
 Obj = dict[str, Any]
@@ -137,6 +136,24 @@ class Kube:
             if e.status != 404:
                 raise
 
+    async def create_pod(self, namespace: str, body: Obj) -> Obj:
+        return await _read(await self.core.create_namespaced_pod(namespace, body, **self._kw()))
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            await _read(await self.core.delete_namespaced_pod(name, namespace, **self._kw()))
+        except KubeError as e:
+            if e.status != 404:
+                raise
+
+    async def get_pvc(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await _read(await self.core.read_namespaced_persistent_volume_claim(name, namespace, **self._kw()))
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
     async def list_pods(self, namespace: str, selector: str) -> list[Obj]:
         return (await self.list_pods_rv(namespace, selector))[0]
 
@@ -161,17 +178,17 @@ class Kube:
         return {"jobs": self.batch.list_job_for_all_namespaces,
                 "pods": self.core.list_pod_for_all_namespaces}[kind]
 
-    async def list_builds_everywhere(self, kind: str) -> tuple[list[Obj], str]:
-        """Every build Job or build pod ("jobs"/"pods") in the cluster, and the list's resourceVersion."""
+    async def list_everywhere(self, kind: str, selector: str) -> tuple[list[Obj], str]:
+        """Every selected Job or pod ("jobs"/"pods") in the cluster, and the list's resourceVersion."""
         out = await _read(await self._everywhere(kind)(
-            label_selector=c.BUILD_SELECTOR, _preload_content=False, _request_timeout=max(self.timeout, 60)))
+            label_selector=selector, _preload_content=False, _request_timeout=max(self.timeout, 60)))
         return out.get("items") or [], (out.get("metadata") or {}).get("resourceVersion", "")
 
-    async def watch_builds_everywhere(self, kind: str, resource_version: str, timeout_seconds: int
-                                      ) -> AsyncIterator[Obj]:
-        """Watch events for every build Job or pod after `resource_version`, with bookmarks."""
+    async def watch_everywhere(self, kind: str, selector: str, resource_version: str, timeout_seconds: int
+                               ) -> AsyncIterator[Obj]:
+        """Watch events for every selected Job or pod after `resource_version`, with bookmarks."""
         resp = await self._everywhere(kind)(
-            label_selector=c.BUILD_SELECTOR, watch=True, resource_version=resource_version,
+            label_selector=selector, watch=True, resource_version=resource_version,
             allow_watch_bookmarks=True, timeout_seconds=timeout_seconds,
             _preload_content=False, _request_timeout=timeout_seconds + 30)
         async for event in _events(resp):

@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     watch_cache: bool = True
     cache_wait_seconds: float = Field(default=2.0, gt=0)
 
+    # Before creating a build, ask a small pod in the caller's namespace that mounts the claim read-only whether
+    # the context folder and Dockerfile resolve inside the volume (a symlink out of it is then a 400). One
+    # agent per claim, started on its first build, gone after `volume_agent_idle_seconds` without questions.
+    # Needs the watch cache. An agent not Ready within `volume_agent_wait_seconds` skips the check (the
+    # kubelet's subPath check still confines the build).
+    volume_agent: bool = True
+    volume_agent_image: str = "registry.local:5000/notebook-platform/builder:latest"
+    volume_agent_image_pull_policy: str = "IfNotPresent"
+    volume_agent_idle_seconds: float = Field(default=900.0, gt=0)
+    volume_agent_wait_seconds: float = Field(default=30.0, gt=0)
+    volume_agent_timeout_seconds: float = Field(default=2.0, gt=0)
+
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # Serve HTTPS when both are set (callers send bearer tokens); files are re-read when they change.
     tls_cert_file: Path | None = None

@@ -1,36 +1,106 @@
 """Hostile build contexts on a real volume: a context folder that is a symlink out of the volume.
 
-The API refuses absolute paths and `..` itself (unit and integration tests), but it never sees the volume, so a
-symlink inside the workspace that points outside it can only be stopped where the volume is mounted: the Job
-mounts the context folder as a `subPath`, and the kubelet refuses a subPath that resolves outside the volume.
-This shows that refusal really happens on the node and comes back to the caller as a failed build with the
-reason, not a build of the host's files and not a build that waits until its deadline.
+Two layers, both shown on the real node. The installed builder asks the claim's volume agent (a pod in the
+user's namespace that mounts the claim read-only) and refuses such a context with a 400 naming
+`context.path`, before any Job exists. Underneath, the Job mounts the context folder as a `subPath`, which the
+kubelet refuses when it resolves outside the volume: a builder without the agent (here one run in-process
+with `volume_agent: false`) still never builds the node's files; the build fails with the kubelet's reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
 import pytest
+import uvicorn
 from builder_e2e import BuilderUser, base_image, run_build, write_files
 from platform_e2e import Platform
 
+from builder import constants as c
+from builder.app import create_app
+from builder.settings import Settings
 
-def test_context_symlinked_out_of_the_volume_fails_the_build_with_the_kubelets_reason(
-    platform: Platform, builder_user: BuilderUser
+
+@pytest.fixture(scope="module")
+def contexts(platform: Platform, builder_user: BuilderUser) -> str:
+    """`real/` with a Dockerfile, `links/evil -> /etc`, `links/good -> ../real`, `bare/` without a Dockerfile."""
+    base = base_image(platform)
+    write_files(platform, builder_user, base, "real", {"Dockerfile": f"FROM {base}\nRUN true\n"})
+    write_files(platform, builder_user, base, "bare", {"README": "no Dockerfile here\n"})
+    write_files(platform, builder_user, base, "links", {}, links={"evil": "/etc", "good": "../real"})
+    return base
+
+
+def post(user: BuilderUser, body: dict[str, object]) -> httpx.Response:
+    with httpx.Client(base_url=user.url, timeout=120, trust_env=False) as http:
+        return http.post(f"/api/v1/namespaces/{user.namespace}/builds", json=body,
+                         headers={"Authorization": f"Bearer {user.token}"})
+
+
+def jobs(platform: Platform, namespace: str) -> list[str]:
+    out = platform.kubectl("-n", namespace, "get", "jobs", "-l", c.BUILD_SELECTOR, "-o", "name").stdout
+    return out.split()
+
+
+def test_the_installed_builder_refuses_a_context_symlinked_out_of_the_volume_with_a_400(
+    platform: Platform, builder_user: BuilderUser, contexts: str
 ) -> None:
     user, ns = builder_user, builder_user.namespace
-    base = base_image(platform)
-    # `evil` -> /etc on the node; `good` -> a sibling folder inside the volume (allowed).
-    write_files(platform, user, base, "real", {"Dockerfile": f"FROM {base}\nRUN true\n"})
-    write_files(platform, user, base, "links", {}, links={"evil": "/etc", "good": "../real"})
+    before = jobs(platform, ns)
+    start = time.monotonic()
+    r = post(user, {"context": {"pvc": user.pvc, "path": "links/evil"}, "cache": False,
+                    "destination": f"{platform.registry}/{ns}/evil:v1"})
+    first = time.monotonic() - start
+    assert r.status_code == 400, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("context.path:") and "resolves outside the volume" in detail, detail
+    assert "/etc" not in detail
 
-    with pytest.raises(AssertionError) as refused:
-        run_build(user, {"context": {"pvc": user.pvc, "path": "links/evil"}, "cache": False,
-                         "destination": f"{platform.registry}/{ns}/evil:v1"}, timeout=300)
-    message = str(refused.value)
-    assert "failed" in message and "CreateContainerConfigError" in message, message
-    assert "subpath" in message.lower(), message
-    assert "context.path 'links/evil'" in message and "not a folder inside the volume" in message, message
+    start = time.monotonic()
+    r = post(user, {"context": {"pvc": user.pvc, "path": "bare"}, "destination": f"{platform.registry}/{ns}/b:v1"})
+    again = time.monotonic() - start
+    assert r.status_code == 400 and r.json()["detail"].startswith("dockerfile:"), r.text
+    assert jobs(platform, ns) == before  # nothing was created for either
+    print(f"first refusal (agent started) {first:.2f} s, next refusal {again * 1000:.0f} ms")
+
+    agents = platform.kubectl("-n", ns, "get", "pods", "-l", c.AGENT_SELECTOR, "-o",
+                              "jsonpath={.items[*].status.phase}").stdout.split()
+    assert agents == ["Running"]
 
     ok = run_build(user, {"context": {"pvc": user.pvc, "path": "links/good"}, "cache": False,
                           "destination": f"{platform.registry}/{ns}/good:v1"}, timeout=600)
     assert ok.digest == platform.crane_digest(f"{platform.registry}/{ns}/good:v1")
+
+
+@pytest.fixture
+def builder_without_agent(platform: Platform) -> Iterator[str]:
+    """A builder on loopback with the platform's registry and Kaniko image but no volume agent."""
+    settings = Settings(kubeconfig=platform.cluster.kubeconfig, registry=platform.registry,
+                        insecure_registries=[platform.registry], volume_agent=False, sse_heartbeat_seconds=1)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the builder did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_without_the_agent_the_kubelet_still_refuses_the_symlinked_context_and_the_build_says_why(
+    platform: Platform, builder_user: BuilderUser, contexts: str, builder_without_agent: str
+) -> None:
+    user = dataclasses.replace(builder_user, url=builder_without_agent)
+    with pytest.raises(AssertionError) as refused:
+        run_build(user, {"context": {"pvc": user.pvc, "path": "links/evil"}, "cache": False,
+                         "destination": f"{platform.registry}/{user.namespace}/evil:v2"}, timeout=300)
+    message = str(refused.value)
+    assert "failed" in message and "CreateContainerConfigError" in message, message
+    assert "subpath" in message.lower(), message
+    assert "context.path 'links/evil'" in message and "not a folder inside the volume" in message, message

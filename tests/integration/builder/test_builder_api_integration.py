@@ -20,6 +20,7 @@ from kubernetes import client as kc
 from support import wait_for
 
 from builder import constants as c
+from builder.agents import render_agent_pod
 from builder.app import create_app
 from builder.job import render_job
 from builder.model import BuildRequest
@@ -50,6 +51,9 @@ def settings(cluster: Any) -> Settings:
     return Settings(
         kubeconfig=cluster.kubeconfig, registry=REG, insecure_registries=[REG],
         max_concurrent_builds_per_namespace=2, auth_cache_ttl_seconds=0, sse_heartbeat_seconds=1,
+        # These namespaces have no workspace claims (nothing runs without a node); the volume agent that checks
+        # contexts on a real volume is tested in tests/e2e/builder, its pod below by dry run.
+        volume_agent=False,
     )
 
 
@@ -98,6 +102,17 @@ async def test_rendered_job_passes_server_side_dry_run_and_pod_security_baseline
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "dry-", "namespace": ns},
            "spec": job["spec"]["template"]["spec"]}
     kc.CoreV1Api(kube_api).create_namespaced_pod(ns, pod, dry_run="All")
+
+
+async def test_the_volume_agent_pod_passes_dry_run_under_pod_security_baseline_and_a_quota(
+    kube_api: Any, namespace_factory: Callable[..., str], settings: Settings
+) -> None:
+    ns = namespace_factory("b-agent", labels={"pod-security.kubernetes.io/enforce": "baseline"})
+    kc.CoreV1Api(kube_api).create_namespaced_resource_quota(ns, {
+        "metadata": {"name": "q"}, "spec": {"hard": {"limits.cpu": "1", "limits.memory": "1Gi", "pods": "2"}}})
+    pod = render_agent_pod(ns, "workspace", "t" * 43, settings)
+    created = kc.CoreV1Api(kube_api).create_namespaced_pod(ns, pod, dry_run="All")
+    assert created.spec.containers[0].security_context.capabilities.add == ["DAC_OVERRIDE"]
 
 
 # ---- create / get / list / delete -------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from builder.settings import Settings
 @pytest.fixture
 def server(cluster: Any) -> Iterator[str]:
     """The builder on a real port, so streaming is real (httpx's ASGI transport buffers responses)."""
-    settings = Settings(kubeconfig=cluster.kubeconfig, registry=REG, auth_cache_ttl_seconds=0,
+    settings = Settings(kubeconfig=cluster.kubeconfig, registry=REG, auth_cache_ttl_seconds=0, volume_agent=False,
                         sse_heartbeat_seconds=1)
     srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)

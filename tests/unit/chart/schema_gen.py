@@ -23,7 +23,8 @@ SCHEMA_PATH = ROOT / "charts" / "notebook-platform" / "values.schema.json"
 CHART_DERIVED: dict[str, set[str]] = {
     "webhook": {"cert_file", "key_file", "kubeconfig", "cert_controller_enabled", "cert_secret_name",
                 "cert_namespace", "cert_service_name", "cert_webhook_configuration"},
-    "builder": {"kubeconfig", "tls_cert_file", "tls_key_file"},
+    "builder": {"kubeconfig", "tls_cert_file", "tls_key_file", "volume_agent_image",
+                "volume_agent_image_pull_policy"},
     "hub": set(),
 }
 
