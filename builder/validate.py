@@ -1,11 +1,12 @@
 """Semantic checks of a BuildRequest for one namespace: paths (400) and destinations (400 malformed, 403 not
 allowed). Pure functions; the app turns `RequestRejected` into `{"detail": ...}`.
 
-Why paths are checked here *and* confined by the Job: the builder cannot see the volume, so it cannot resolve
-symlinks. It rejects what is visibly wrong (absolute, `..`, odd characters); the Job mounts the context folder
-as the volume's `subPath`, which kubelet resolves inside the volume and refuses to start a container whose
-subPath escapes it through a symlink (the CVE-2017-1002101 fix). The client additionally resolves symlinks
-where it can see the files.
+Why paths are checked here *and* further on: the builder cannot see the volume, so it cannot resolve
+symlinks. It rejects what is visibly wrong (absolute, `..`, odd characters) here; the claim's volume agent
+(`agents.py`) then resolves the path on the volume itself; and the Job mounts the context folder as the
+volume's `subPath`, which kubelet resolves inside the volume and refuses to start a container whose subPath
+escapes it through a symlink (the CVE-2017-1002101 fix). The client additionally resolves symlinks where it
+can see the files.
 """
 
 from __future__ import annotations
