@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 
 import httpx
 
@@ -26,6 +27,7 @@ from .volume_agent import RESOLVE_ROUTE, TOKEN_ENV, Verdict
 log = logging.getLogger("builder.agents")
 AGENT_MOUNT = "/volume"
 AGENT_PORT = 8081
+SILENT_SECONDS = 60.0
 
 
 def agent_pod_name(claim: str) -> str:
@@ -97,12 +99,17 @@ class VolumeAgents:
     def __init__(self, kube: Kube, pods: Reflector, settings: Settings, port: int = AGENT_PORT) -> None:
         self.kube, self.pods, self.settings, self.port = kube, pods, settings, port
         self.http = httpx.AsyncClient(timeout=settings.volume_agent_timeout_seconds, trust_env=False)
+        # Claims whose agent did not answer (a network policy in the way?): not asked again for a while, so
+        # the builds from them do not each wait for the timeout.
+        self._silent: dict[tuple[str, str], float] = {}
 
     async def close(self) -> None:
         await self.http.aclose()
 
     async def check(self, namespace: str, claim: str, path: str, dockerfile: str) -> Verdict | None:
         """The agent's verdict, or None when no agent answered in time (the check is then skipped)."""
+        if self._silent.get((namespace, claim), 0.0) > time.monotonic():
+            return None
         pod = await self._ready_agent(namespace, claim)
         if pod is None:
             return None
@@ -117,7 +124,9 @@ class VolumeAgents:
         except (httpx.HTTPError, ValueError) as e:
             log.warning("volume agent did not answer; context not checked",
                         extra={"namespace": namespace, "claim": claim, "error": f"{type(e).__name__}: {e}"})
+            self._silent[(namespace, claim)] = time.monotonic() + SILENT_SECONDS
             return None
+        self._silent.pop((namespace, claim), None)
         return Verdict(str(answer.get("field") or ""), str(answer.get("message") or ""))
 
     async def _ready_agent(self, namespace: str, claim: str) -> Obj | None:

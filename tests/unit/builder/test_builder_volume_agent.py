@@ -232,6 +232,12 @@ async def test_no_agent_in_time_or_a_wrong_token_skips_the_check_instead_of_refu
         assert await va.check("alice", "workspace", "links/evil", "Dockerfile") is None
         pods.apply_event({"type": "ADDED", "object": _pod(token="not-the-agents-token")})
         assert await va.check("alice", "workspace", "links/evil", "Dockerfile") is None
+        # That agent is not asked again for a while (each build would otherwise wait for its timeout).
+        pods.apply_event({"type": "MODIFIED", "object": _pod()})
+        assert await va.check("alice", "workspace", "links/evil", "Dockerfile") is None
+        va._silent.clear()
+        verdict = await va.check("alice", "workspace", "links/evil", "Dockerfile")
+        assert verdict is not None and verdict.field == "context.path"
     finally:
         await va.close()
 
