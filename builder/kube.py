@@ -7,7 +7,7 @@ returns them, and skipping model deserialisation makes listing a thousand Jobs s
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from kubernetes_asyncio import client as k
@@ -81,6 +81,16 @@ async def _read(resp: Any) -> Obj:
     return json.loads(body) if body else {}
 
 
+async def _unless_missing(call: Awaitable[Any]) -> Obj | None:
+    """The answer of a call on one named object, or None when it does not exist (404)."""
+    try:
+        return await _read(await call)
+    except KubeError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
 async def _events(resp: Any) -> AsyncIterator[Obj]:
     """Watch events from a raw watch response (one JSON object a line); an error answer raises KubeError."""
     try:
@@ -113,12 +123,7 @@ class Kube:
         return await _read(await self.batch.create_namespaced_job(namespace, body, **kw))
 
     async def get_job(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return await _read(await self.batch.read_namespaced_job(name, namespace, **self._kw()))
-        except KubeError as e:
-            if e.status == 404:
-                return None
-            raise
+        return await _unless_missing(self.batch.read_namespaced_job(name, namespace, **self._kw()))
 
     async def list_jobs(self, namespace: str, selector: str) -> list[Obj]:
         out = await _read(await self.batch.list_namespaced_job(namespace, label_selector=selector, **self._kw()))
@@ -140,19 +145,10 @@ class Kube:
         return await _read(await self.core.create_namespaced_pod(namespace, body, **self._kw()))
 
     async def delete_pod(self, namespace: str, name: str) -> None:
-        try:
-            await _read(await self.core.delete_namespaced_pod(name, namespace, **self._kw()))
-        except KubeError as e:
-            if e.status != 404:
-                raise
+        await _unless_missing(self.core.delete_namespaced_pod(name, namespace, **self._kw()))
 
     async def get_pvc(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return await _read(await self.core.read_namespaced_persistent_volume_claim(name, namespace, **self._kw()))
-        except KubeError as e:
-            if e.status == 404:
-                return None
-            raise
+        return await _unless_missing(self.core.read_namespaced_persistent_volume_claim(name, namespace, **self._kw()))
 
     async def list_pods(self, namespace: str, selector: str) -> list[Obj]:
         return (await self.list_pods_rv(namespace, selector))[0]

@@ -130,3 +130,25 @@ def chromium_context(height: int) -> Iterator[object]:
             yield context
         finally:
             context.close()
+
+
+@contextmanager
+def serve_on_loopback(app: object, port: int = 0) -> Iterator[str]:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a thread (for real streaming and real sockets), as
+    `http://127.0.0.1:<port>`; stopped on exit."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -10,15 +10,14 @@ with `volume_agent: false`) still never builds the node's files; the build fails
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from builder_e2e import BuilderUser, base_image, run_build, write_files
 from platform_e2e import Platform
+from support import serve_on_loopback
 
 from builder import constants as c
 from builder.app import create_app
@@ -81,16 +80,8 @@ def builder_without_agent(platform: Platform) -> Iterator[str]:
     """A builder on loopback with the platform's registry and Kaniko image but no volume agent."""
     settings = Settings(kubeconfig=platform.cluster.kubeconfig, registry=platform.registry,
                         insecure_registries=[platform.registry], volume_agent=False, sse_heartbeat_seconds=1)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the builder did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_on_loopback(create_app(settings)) as url:
+        yield url
 
 
 def test_without_the_agent_the_kubelet_still_refuses_the_symlinked_context_and_the_build_says_why(

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from builder_helpers import REG, grant, make_sa
 from kubernetes import client as kc
+from support import serve_on_loopback
 
 from builder import constants as c
 from builder.app import create_app
@@ -30,17 +30,8 @@ def server(cluster: Any) -> Iterator[str]:
     """The builder on a real port, so streaming is real (httpx's ASGI transport buffers responses)."""
     settings = Settings(kubeconfig=cluster.kubeconfig, registry=REG, auth_cache_ttl_seconds=0, volume_agent=False,
                         sse_heartbeat_seconds=1)
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve_on_loopback(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

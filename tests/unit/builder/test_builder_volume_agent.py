@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
-import uvicorn
+from support import serve_on_loopback
 
 from builder import constants as c
 from builder.agents import AGENT_MOUNT, VolumeAgents, agent_gone, agent_pod_name, agent_ready, render_agent_pod
@@ -138,20 +135,8 @@ def agent_port(volume: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """The agent app on a loopback port, as the pod would serve it, with the token the builder will put on
     the pod it creates (the real pod reads it from its annotation)."""
     monkeypatch.setattr("builder.agents.secrets.token_urlsafe", lambda n: TOKEN)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_agent_app(volume, TOKEN, 60), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    thread.join(10)
+    with serve_on_loopback(create_agent_app(volume, TOKEN, 60)) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 class AgentKube:
