@@ -64,3 +64,29 @@ def test_preview_dry_runs_the_choice_through_admission(hub: str, user: str) -> N
         bad = c.post("/hub/spawn-preview", data={"profile": "small", "configuration": "ghost"},
                      headers={"X-XSRFToken": xsrf or ""})
         assert bad.status_code == 400 and "ghost" in bad.json()["detail"]
+
+
+def test_logging_in_provisions_the_namespace_before_any_start(hub: str, user: str, kube_api: Any) -> None:
+    from kubernetes import client
+    from support import wait_for
+
+    core = client.CoreV1Api(kube_api)
+    ns = namespace_name(user, "nbp-e2e-")
+
+    def provisioned() -> bool:
+        try:
+            core.read_namespace(ns)
+            return bool(client.RbacAuthorizationV1Api(kube_api).list_namespaced_role_binding(ns).items)
+        except client.exceptions.ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+
+    assert not provisioned()
+    with login(hub, user, PASSWORD) as c:
+        assert c.get("/hub/api/user").json()["name"] == user
+        # The login answered at once; provisioning runs behind it, and is done within moments.
+        wait_for(provisioned, timeout=30, interval=0.2, what=f"namespace {ns} provisioned after login")
+        assert c.get(f"/hub/api/users/{user}").json()["servers"] == {}  # and no server was started
+    labels = core.read_namespace(ns).metadata.labels
+    assert labels["notebook-platform.io/poddefaults"] == "enabled"
