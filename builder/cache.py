@@ -193,7 +193,7 @@ class BuildCache:
 
     def __init__(self, jobs: Reflector, pods: Reflector, agents: Reflector | None = None) -> None:
         self.jobs, self.pods = jobs, pods
-        self.agents = agents or Reflector("agents")
+        self.agents = agents if agents is not None else Reflector("agents")  # (an empty Reflector is falsy)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property

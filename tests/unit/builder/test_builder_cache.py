@@ -16,7 +16,7 @@ import pytest
 from builder import constants as c
 from builder.auth import Caller
 from builder.builds import BuildService, LimitExceeded
-from builder.cache import BuildCache, Gone, Reflector
+from builder.cache import BuildCache, Gone, Reflector, make_build_cache
 from builder.kube import Kube
 from builder.model import BuildPhase, BuildRequest
 from builder.settings import Settings
@@ -263,3 +263,37 @@ async def test_of_racing_creates_exactly_the_first_ones_up_to_the_limit_go_ahead
     assert sorted(went_ahead) == ["build-1", "build-2"]
     assert sum(isinstance(o, LimitExceeded) for o in outcomes) == 4
     assert kube.calls.count("delete_job") == 4 and kube.calls.count("list_jobs") == 0
+
+
+class ListsAndWatches:
+    """A Kube edge for make_build_cache: empty lists per selector, watches that wait."""
+
+    def __init__(self) -> None:
+        self.listed: list[tuple[str, str]] = []
+
+    async def list_everywhere(self, kind: str, selector: str) -> tuple[list[Any], str]:
+        self.listed.append((kind, selector))
+        return [], "1"
+
+    async def watch_everywhere(self, kind: str, selector: str, rv: str, seconds: int) -> AsyncIterator[Any]:
+        await asyncio.sleep(3600)
+        yield {}
+
+
+@pytest.mark.parametrize("agents", [True, False])
+async def test_the_cache_lists_and_watches_build_jobs_build_pods_and_with_agents_agent_pods(agents: bool) -> None:
+    kube = ListsAndWatches()
+    cache = make_build_cache(kube, agents=agents)
+    cache.start()
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if cache.ready and len(kube.listed) == 2 + agents:
+                break
+        assert cache.ready
+        expected = {("jobs", c.BUILD_SELECTOR), ("pods", c.BUILD_SELECTOR)} | ({("pods", c.AGENT_SELECTOR)} if agents
+                                                                               else set())
+        assert set(kube.listed) == expected
+        assert cache.agents.ready is agents
+    finally:
+        await cache.stop()
