@@ -10,13 +10,14 @@ with `volume_agent: false`) still never builds the node's files; the build fails
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from builder_e2e import BuilderUser, base_image, run_build, write_files
-from platform_e2e import Platform
+from platform_e2e import NAMESPACE, RELEASE, Platform
 from support import serve_on_loopback
 
 from builder import constants as c
@@ -77,9 +78,13 @@ def test_the_installed_builder_refuses_a_context_symlinked_out_of_the_volume_wit
 
 @pytest.fixture
 def builder_without_agent(platform: Platform) -> Iterator[str]:
-    """A builder on loopback with the platform's registry and Kaniko image but no volume agent."""
-    settings = Settings(kubeconfig=platform.cluster.kubeconfig, registry=platform.registry,
-                        insecure_registries=[platform.registry], volume_agent=False, sse_heartbeat_seconds=1)
+    """A builder on loopback with the installed builder's registry settings and Kaniko image, but no agent."""
+    env = json.loads(platform.kubectl("-n", NAMESPACE, "get", "deployment", f"{RELEASE}-builder", "-o",
+                                      "jsonpath={.spec.template.spec.containers[0].env}").stdout)
+    installed = {e["name"]: e["value"] for e in env if "value" in e}
+    settings = Settings(kubeconfig=platform.cluster.kubeconfig, registry=installed["BUILDER_REGISTRY"],
+                        insecure_registries=json.loads(installed["BUILDER_INSECURE_REGISTRIES"]),
+                        kaniko_image=installed["BUILDER_KANIKO_IMAGE"], volume_agent=False, sse_heartbeat_seconds=1)
     with serve_on_loopback(create_app(settings)) as url:
         yield url
 
