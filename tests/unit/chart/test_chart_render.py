@@ -193,14 +193,26 @@ def _rules(objs: list[dict], kind: str, suffix: str) -> set[tuple]:
             for rule in find(objs, kind, suffix)["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
 
 
-def test_builder_may_review_tokens_and_access_and_handle_build_jobs_only(default: list[dict]) -> None:
+def test_builder_may_review_tokens_and_access_and_handle_build_jobs_and_volume_agents_only(
+    default: list[dict]
+) -> None:
     assert _rules(default, "ClusterRole", "-builder") == {
         ("authentication.k8s.io", "tokenreviews", ("create",), ()),
         ("authorization.k8s.io", "subjectaccessreviews", ("create",), ()),
         ("batch", "jobs", ("create", "delete", "get", "list", "patch", "watch"), ()),
-        ("", "pods", ("get", "list", "watch"), ()),
+        ("", "pods", ("create", "delete", "get", "list", "watch"), ()),
+        ("", "persistentvolumeclaims", ("get",), ()),
         ("", "pods/log", ("get",), ()),
     }
+
+
+def test_the_volume_agents_run_the_builders_own_image(default: list[dict]) -> None:
+    deployment = find(default, "Deployment", "-builder")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["BUILDER_VOLUME_AGENT_IMAGE"] == container["image"]
+    assert env["BUILDER_VOLUME_AGENT_IMAGE_PULL_POLICY"] == container["imagePullPolicy"]
+    assert env["BUILDER_VOLUME_AGENT"] == "true" and env["BUILDER_WATCH_CACHE"] == "true"
 
 
 def test_builds_permission_aggregates_into_edit_and_admin(default: list[dict]) -> None:
