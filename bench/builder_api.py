@@ -1,10 +1,11 @@
 """Builder API latency against the local apiserver: POST -> Job created, and listing with many builds.
 
-    .venv/bin/python bench/builder_api.py [--builds 1000] [--modes cache,live] [--kubeconfig .local/kubeconfig]
+    .venv/bin/python bench/builder_api.py [--builds 1000] [--modes cache,live] [--pods] [--kubeconfig ...]
     .venv/bin/python bench/builder_api.py --builds 0 --kaniko [--kaniko-rounds 3] [--kaniko-workloads small,medium]
 
 Each POST goes through the whole path (TokenReview + SubjectAccessReviews, reuse lookup, the namespace limit
-check before and after creating the Job). `--modes` runs it with the builder's watch cache of build Jobs and
+check before and after creating the Job); after each, the same Job is created straight at the apiserver as the
+baseline (the floor no builder can go under). `--modes` runs it with the builder's watch cache of build Jobs and
 pods (the default setting: the reads are memory, the POST makes one apiserver call) and, as the baseline in the
 same process, with every read going to the apiserver (`watch_cache: false`), and prints the ratios.
 Every build is cancelled right after it is created, so the namespace
@@ -46,7 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 from builder import constants as c  # noqa: E402
 from builder.app import create_app  # noqa: E402
+from builder.job import render_job  # noqa: E402
+from builder.model import BuildRequest  # noqa: E402
 from builder.settings import Settings  # noqa: E402
+from builder.validate import check_request  # noqa: E402
 
 REG = "registry.local:5000"
 PLATFORM_NAMESPACE = "notebook-platform"
@@ -59,9 +63,27 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-def setup(api: Any, ns: str) -> str:
+def wait_for_earlier_namespaces(kubeconfig: Path, timeout: float = 900) -> float:
+    """Waits until no `bench-builder-*` namespace is left: deleting one deletes its 1,000 Jobs, and the builder's
+    cluster-wide watch would receive all those events during the next measurement. Returns the seconds waited."""
+    api = kconfig.new_client_from_config(config_file=str(kubeconfig))
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < timeout:
+            names = [n.metadata.name for n in kc.CoreV1Api(api).list_namespace().items]
+            if not any(n.startswith("bench-builder-") for n in names):
+                break
+            time.sleep(2)
+    finally:
+        api.close()
+    return time.monotonic() - start
+
+
+def setup(api: Any, ns: str, pods: bool) -> str:
     core, rbac = kc.CoreV1Api(api), kc.RbacAuthorizationV1Api(api)
     core.create_namespace({"metadata": {"name": ns, "labels": {"notebook-platform.io/test": "true"}}})
+    if not pods:  # the Job controller then creates no build pods (its creates are refused by the quota)
+        core.create_namespaced_resource_quota(ns, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
     core.create_namespaced_service_account(ns, {"metadata": {"name": "notebook"}})
     rules = [{"apiGroups": [c.API_GROUP], "resources": [c.RESOURCE], "verbs": ["create", "get", "list", "delete"]},
              {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get"]}]
@@ -74,10 +96,10 @@ def setup(api: Any, ns: str) -> str:
     return str(tr.status.token)
 
 
-async def run(kubeconfig: Path, builds: int, list_rounds: int, watch_cache: bool) -> dict[str, Any]:
+async def run(kubeconfig: Path, builds: int, list_rounds: int, watch_cache: bool, pods: bool) -> dict[str, Any]:
     api = kconfig.new_client_from_config(config_file=str(kubeconfig))
     ns = f"bench-builder-{secrets.token_hex(3)}"
-    token = setup(api, ns)
+    token = setup(api, ns, pods)
     headers = {"Authorization": f"Bearer {token}"}
     # No workspace claim in the bench namespace: the volume agent's check (one HTTP request to a pod in the
     # namespace per POST) is not part of these figures.
@@ -87,7 +109,13 @@ async def run(kubeconfig: Path, builds: int, list_rounds: int, watch_cache: bool
     base = f"/api/v1/namespaces/{ns}/builds"
     body = {"context": {"pvc": "workspace", "path": "proj"}, "destination": f"{REG}/{ns}/app:v1"}
     post_ms: list[float] = []
+    raw_ms: list[float] = []
     list_ms: list[float] = []
+    # The baseline, in the same loop: the same Job created straight through the apiserver (no builder), its
+    # build labels removed so the builder never counts or lists it.
+    raw_job = render_job(check_request(BuildRequest.model_validate(body), ns, settings), settings, ns, "bench")
+    raw_job["metadata"]["labels"] = {"bench": "raw-create"}
+    raw_job["spec"]["template"]["metadata"]["labels"] = {"bench": "raw-create"}
     try:
         async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://builder", timeout=60
@@ -104,6 +132,9 @@ async def run(kubeconfig: Path, builds: int, list_rounds: int, watch_cache: bool
                 d = await http.delete(f"{base}/{r.json()['metadata']['name']}", headers=headers)
                 if d.status_code != 200:
                     raise SystemExit(f"DELETE {i} -> {d.status_code} {d.text}")
+                start = time.perf_counter()
+                await app.state.kube.create_job(ns, raw_job)
+                raw_ms.append((time.perf_counter() - start) * 1000)
                 if (i + 1) % 100 == 0:
                     print(f"  {i + 1} builds, POST p50 so far {statistics.median(post_ms):.1f} ms", flush=True)
             fill_s = time.perf_counter() - t0
@@ -125,6 +156,8 @@ async def run(kubeconfig: Path, builds: int, list_rounds: int, watch_cache: bool
         "post_ms_p99": round(pct(post_ms, 99), 1),
         "post_first100_ms_p50": round(statistics.median(post_ms[:100]), 1),
         "post_last100_ms_p50": round(statistics.median(post_ms[-100:]), 1),
+        "apiserver_create_ms_p50": round(pct(raw_ms, 50), 1),
+        "apiserver_create_ms_p99": round(pct(raw_ms, 99), 1),
         "list_ms_p50": round(pct(list_ms, 50), 1),
         "list_ms_p99": round(pct(list_ms, 99), 1),
         "fill_seconds": round(fill_s, 1),
@@ -323,6 +356,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--builds", type=int, default=1000, help="API section: builds to create (0 skips it)")
     p.add_argument("--list-rounds", type=int, default=30)
+    p.add_argument("--pods", action="store_true",
+                   help="let the Job controller create (and, on cancel, delete) a build pod for every build; by "
+                        "default a ResourceQuota of 0 pods in the bench namespace keeps it from doing so, so the "
+                        "figures are the API's and not the load of 1,000 Kaniko pods starting and stopping")
     p.add_argument("--modes", default="cache,live",
                    help="API section: with the watch cache ('cache', the default setting) and/or reading the "
                         "apiserver on every request ('live', the baseline); in this order, each in a new namespace")
@@ -334,16 +371,22 @@ def main() -> None:
     p.add_argument("--kubeconfig", type=Path,
                    default=Path(os.environ.get("NBP_KUBECONFIG", ROOT / ".local" / "kubeconfig")))
     a = p.parse_args()
-    out: dict[str, Any] = {"bench": "builder_api"}
+    out: dict[str, Any] = {"bench": "builder_api", "build_pods": a.pods}
     modes = [m for m in a.modes.split(",") if m]
     if set(modes) - {"cache", "live"}:
         raise SystemExit(f"unknown mode(s) in {a.modes!r}; known: cache, live")
     if a.builds > 0:
         for mode in modes:
-            res = asyncio.run(run(a.kubeconfig, a.builds, a.list_rounds, watch_cache=mode == "cache"))
+            waited = wait_for_earlier_namespaces(a.kubeconfig)
+            if waited:
+                print(f"# waited {waited:.0f} s for earlier bench namespaces to be deleted", flush=True)
+            res = asyncio.run(run(a.kubeconfig, a.builds, a.list_rounds, watch_cache=mode == "cache",
+                                  pods=a.pods))
             out[mode] = res
             print(f"[{mode}] POST -> Job created: p50 {res['post_ms_p50']} ms, p99 {res['post_ms_p99']} ms "
                   f"(first 100: {res['post_first100_ms_p50']} ms, last 100: {res['post_last100_ms_p50']} ms)")
+            print(f"[{mode}] baseline, the same Job created directly at the apiserver: p50 "
+                  f"{res['apiserver_create_ms_p50']} ms, p99 {res['apiserver_create_ms_p99']} ms")
             print(f"[{mode}] GET list with {res['listed']} builds: p50 {res['list_ms_p50']} ms, "
                   f"p99 {res['list_ms_p99']} ms")
         if len(out.keys() & {"cache", "live"}) == 2:
