@@ -1,7 +1,7 @@
 """Hub spawn benchmark: the pure form/selector work, namespace provisioning, and N concurrent real spawns.
 
     .venv/bin/python bench/hub_spawn.py [--users 50] [--kubeconfig .local/kubeconfig]
-        [--hub-url http://10.250.0.1:30080] [--reserve-cpu 0.3] [--no-fit-cap] [--skip-provisioning]
+        [--hub-url http://10.250.0.1:30080] [--reserve-cpu 0.3] [--no-fit-cap] [--skip-provisioning] [--settle 1]
 
 1. Pure figures: form and selector work with 100 PodDefaults.
 2. Namespace provisioning against the real apiserver (in-process, no hub), `--provision-users` users.
@@ -538,7 +538,7 @@ async def spawn_figures(args: argparse.Namespace) -> dict[str, Any]:
 
         await asyncio.gather(*(login(r) for r in runs))
         await watch.start()
-        await asyncio.sleep(1)  # let the hub settle after the logins
+        await asyncio.sleep(args.settle)  # let the hub settle after the logins (a person reads the form)
         before = process_figures(pid)
         out["hub_pid"] = pid
         out["hub_rss_before_mib"] = before["rss_mib"]
@@ -658,6 +658,8 @@ def main() -> None:
                         help="cores of requests to leave free on the node for other users")
     parser.add_argument("--no-fit-cap", action="store_true", help="spawn --users even if they do not fit")
     parser.add_argument("--skip-provisioning", action="store_true")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds between the last login and the spawns (the hub provisions namespaces at login)")
     parser.add_argument("--skip-spawns", action="store_true")
     parser.add_argument("--cleanup-timeout", type=float, default=300)
     parser.add_argument("--raw", type=Path, help="write per-user timestamps (JSON) to this file")
