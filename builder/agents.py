@@ -99,8 +99,8 @@ class VolumeAgents:
     def __init__(self, kube: Kube, pods: Reflector, settings: Settings, port: int = AGENT_PORT) -> None:
         self.kube, self.pods, self.settings, self.port = kube, pods, settings, port
         self.http = httpx.AsyncClient(timeout=settings.volume_agent_timeout_seconds, trust_env=False)
-        # Claims whose agent did not answer (a network policy in the way?): not asked again for a while, so
-        # the builds from them do not each wait for the timeout.
+        # Claims whose agent did not answer (a network policy in the way?) or did not get Ready (no room for
+        # it?): not asked again for a while, so the builds from them do not each wait for the timeout.
         self._silent: dict[tuple[str, str], float] = {}
 
     async def close(self) -> None:
@@ -154,5 +154,6 @@ class VolumeAgents:
         if not await self.pods.wait_until(namespace, name, self.settings.volume_agent_wait_seconds, agent_ready):
             log.warning("volume agent not ready in time; context not checked",
                         extra={"namespace": namespace, "claim": claim, "pod": name})
+            self._silent[(namespace, claim)] = time.monotonic() + SILENT_SECONDS  # not every build waits
             return None
         return self.pods.get(namespace, name)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hub_config.namespaces import ProvisionResult, ensure_user_namespace
+from hub_config.namespaces import ProvisionResult, ensure_user_namespace, namespace_name, namespace_template
 from hub_config.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -77,19 +77,44 @@ class Provisioner:
         task.add_done_callback(self._background.discard)
 
 
-def make_post_auth_hook(provisioner: Provisioner) -> Callable[[Any, Any, dict[str, Any]], Any]:
-    """`c.Authenticator.post_auth_hook`: start provisioning the user's default server's namespace.
+def kubespawner_api_client(config: Any) -> Any:
+    """The API client KubeSpawner itself uses: its shared `CoreV1Api` client, after loading the cluster config
+    with the same arguments KubeSpawner passes (so the cached config and client are the very same ones)."""
+    from kubespawner.clients import load_config, shared_client
 
-    The namespace and API client are the user's own KubeSpawner's (the same slug rules and connection a
-    spawn uses). The auth model is returned unchanged; nothing here can fail the login."""
+    ks = config.KubeSpawner if "KubeSpawner" in config else {}
+    load_config(host=ks.get("k8s_api_host"), ssl_ca_cert=ks.get("k8s_api_ssl_ca_cert"),
+                verify_ssl=ks.get("k8s_api_verify_ssl"))
+    return shared_client("CoreV1Api").api_client
+
+
+def make_post_auth_hook(provisioner: Provisioner,
+                        new_user_client: Callable[[Any], Any] = kubespawner_api_client
+                        ) -> Callable[[Any, Any, dict[str, Any]], Any]:
+    """`c.Authenticator.post_auth_hook`: start provisioning the namespace of the user's default server.
+
+    A returning user's namespace and client are their own KubeSpawner's. A new user is *not* created here:
+    JupyterHub creates them right after this hook and then calls the authenticator's `add_user` (which, for
+    some authenticators, does real work), so their namespace is computed with the same slug rules
+    (`namespace_name`), and only while KubeSpawner's namespace template is still ours. The auth model is
+    returned unchanged; nothing here can fail the login."""
+    settings = provisioner.settings
+
     def post_auth_hook(authenticator: Any, handler: Any, authenticated: dict[str, Any]) -> dict[str, Any]:
+        name = str(authenticated.get("name") or "")
         try:
-            user = handler.user_from_username(authenticated["name"])
-            spawner = user.spawner
-            if not spawner.active:
-                provisioner.start_early(spawner.api.api_client, user.name, spawner.namespace)
+            user = handler.find_user(name)
+            if user is not None:
+                spawner = user.spawner
+                if not spawner.active:
+                    provisioner.start_early(spawner.api.api_client, user.name, spawner.namespace)
+                return authenticated
+            config = authenticator.config
+            template = (config.KubeSpawner if "KubeSpawner" in config else {}).get("user_namespace_template")
+            if template == namespace_template(settings):
+                provisioner.start_early(new_user_client(config), name, namespace_name(name, settings.namespace_prefix))
         except Exception as e:
-            log.warning("could not start provisioning at login for %r: %s", authenticated.get("name"), e)
+            log.warning("could not start provisioning at login for %r: %s", name, e)
         return authenticated
 
     return post_auth_hook

@@ -215,6 +215,10 @@ async def test_no_agent_in_time_or_a_wrong_token_skips_the_check_instead_of_refu
     va = agents(kube, agent_port, volume_agent_wait_seconds=0.1)
     try:
         assert await va.check("alice", "workspace", "links/evil", "Dockerfile") is None
+        calls = list(kube.calls)  # an agent that did not get Ready is not looked for (or waited for) again
+        assert await va.check("alice", "workspace", "links/evil", "Dockerfile") is None
+        assert kube.calls == calls and va._silent
+        va._silent.clear()
         pods.apply_event({"type": "ADDED", "object": _pod(token="not-the-agents-token")})
         assert await va.check("alice", "workspace", "links/evil", "Dockerfile") is None
         # That agent is not asked again for a while (each build would otherwise wait for its timeout).

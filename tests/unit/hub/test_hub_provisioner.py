@@ -14,7 +14,7 @@ import pytest
 from traitlets.config import Config
 
 from hub_config.config import configure
-from hub_config.namespaces import ProvisionResult
+from hub_config.namespaces import ProvisionResult, namespace_name
 from hub_config.provisioner import Provisioner, make_post_auth_hook
 from hub_config.settings import HubSettings
 
@@ -111,26 +111,45 @@ async def test_a_cancelled_spawn_does_not_cancel_the_shared_pass() -> None:
     assert (await second) is not None and p.is_fresh("nbp-alice")
 
 
-async def test_the_login_hook_starts_the_pass_for_the_users_own_spawner_and_never_fails_the_login() -> None:
+async def test_the_login_hook_starts_the_pass_for_a_returning_users_own_spawner_and_never_fails_the_login(
+) -> None:
     p, passes, _ = provisioner()
     spawner = SimpleNamespace(active=False, namespace="nbp-alice", api=SimpleNamespace(api_client="client"))
-    handler = SimpleNamespace(user_from_username=lambda name: SimpleNamespace(name=name, spawner=spawner))
+    handler = SimpleNamespace(find_user=lambda name: SimpleNamespace(name=name, spawner=spawner))
     hook = make_post_auth_hook(p)
     auth = {"name": "alice", "admin": False}
-    assert hook(None, handler, auth) is auth
+    assert hook(SimpleNamespace(config=Config()), handler, auth) is auth
     await asyncio.sleep(0.01)
     assert passes.calls == ["nbp-alice"]
 
     spawner.active = True  # already running: nothing to prepare
     p.forget("nbp-alice")
-    hook(None, handler, auth)
+    hook(SimpleNamespace(config=Config()), handler, auth)
     await asyncio.sleep(0.01)
     assert passes.calls == ["nbp-alice"]
 
     def broken(name: str) -> Any:
         raise RuntimeError("database is locked")
 
-    assert hook(None, SimpleNamespace(user_from_username=broken), auth) is auth
+    assert hook(SimpleNamespace(config=Config()), SimpleNamespace(find_user=broken), auth) is auth
+
+
+async def test_the_login_hook_never_creates_a_new_user_and_provisions_their_namespace_by_the_slug_rules() -> None:
+    p, passes, _ = provisioner()
+    clients: list[Any] = []
+    hook = make_post_auth_hook(p, new_user_client=lambda config: clients.append(config) or "client")
+    config = configure(Config(), HubSettings())  # KubeSpawner's namespace template is ours
+    handler = SimpleNamespace(find_user=lambda name: None,
+                              user_from_username=lambda name: pytest.fail("the hook must not create users"))
+    hook(SimpleNamespace(config=config), handler, {"name": "Émile.Zola"})
+    await asyncio.sleep(0.01)
+    assert passes.calls == [namespace_name("Émile.Zola", HubSettings().namespace_prefix)] and clients == [config]
+
+    # An operator who changed the template: the namespace is the spawner's business, nothing is guessed.
+    config.KubeSpawner.user_namespace_template = "team-{username}"
+    hook(SimpleNamespace(config=config), handler, {"name": "bob"})
+    await asyncio.sleep(0.01)
+    assert len(passes.calls) == 1
 
 
 def test_the_hub_config_wires_login_spawn_and_stop_to_one_provisioner() -> None:
