@@ -193,9 +193,11 @@ def test_hub_rules_suffice_to_provision_a_user_namespace_without_escalate_or_bin
 
 @pytest.mark.parametrize(("suffix", "allowed", "denied"), [
     ("-builder",
+     # pods create/delete and claims get: the volume agents (builder/agents.py)
      [("create", "jobs.batch"), ("delete", "jobs.batch"), ("get", "pods/log"), ("create", "tokenreviews"),
-      ("create", "subjectaccessreviews")],
-     [("get", "secrets"), ("create", "pods"), ("create", "roles"), ("get", "persistentvolumeclaims")]),
+      ("create", "subjectaccessreviews"), ("create", "pods"), ("delete", "pods"), ("get", "persistentvolumeclaims")],
+     [("get", "secrets"), ("update", "pods"), ("patch", "pods"), ("create", "roles"),
+      ("create", "persistentvolumeclaims"), ("delete", "persistentvolumeclaims")]),
     ("-webhook",
      [("list", "poddefaults.kubeflow.org"), ("watch", "poddefaults.kubeflow.org"), ("create", "events")],
      [("list", "secrets"), ("create", "pods"), ("update", "poddefaults.kubeflow.org")]),
