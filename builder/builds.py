@@ -65,12 +65,9 @@ class BuildService:
         if cache is None:
             selector = ",".join([c.BUILD_SELECTOR, *(f"{k}={v}" for k, v in labels.items())])
             return await self.kube.list_jobs(namespace, selector)
-        out = []
-        for job in cache.jobs.in_namespace(namespace):
-            have = (job.get("metadata") or {}).get("labels") or {}
-            if is_build_job(job) and all(have.get(k) == v for k, v in labels.items()):
-                out.append(job)
-        return out
+        # The cache holds only Jobs its selector (BUILD_SELECTOR) matched: no need to check that again here.
+        return [job for job in cache.jobs.in_namespace(namespace)
+                if all(((job.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in labels.items())]
 
     async def _pods_by_job(self, namespace: str, jobs: list[Obj], live: bool = False) -> dict[str, list[Obj]]:
         names = [_name(j) for j in jobs if needs_pods(j)]
