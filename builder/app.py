@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, kube: Kube | None = None,
         finally:
             if reload_task is not None:
                 reload_task.cancel()
+            await app.state.auth.close()
             if cache is not None:
                 await cache.stop()
             if agents is not None:

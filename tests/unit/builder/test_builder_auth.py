@@ -6,6 +6,7 @@ tested against the apiserver in tests/integration/builder.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -150,6 +151,103 @@ def test_ttl_cache_is_bounded_lru() -> None:
     assert cache.get("a") is None
     cache.put("z", 1, 0)
     assert cache.get("z") is None
+
+
+async def settle() -> None:
+    """Lets background refreshes run to completion (the stand-in reviewer answers at once)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_an_answer_past_half_its_ttl_is_served_and_refreshed_in_the_background() -> None:
+    clock = Clock()
+    auth, rev = authorizer(clock)  # ttl 10
+    await auth.authorize("good", "alice", Access("create"))
+    clock.now += 6  # due for refresh, not expired
+    rev.grants.clear()  # RBAC now refuses
+    caller = await auth.authorize("good", "alice", Access("create"))  # the cached answer, no wait
+    assert caller.username == SA
+    await settle()
+    assert (rev.token_reviews, rev.sars) == (2, 2)  # both refreshed, once each
+    # The refreshed answer holds from now on: the revocation shows within one ttl of the last answer.
+    with pytest.raises(AuthError) as e:
+        await auth.authorize("good", "alice", Access("create"))
+    assert e.value.status == 403
+
+
+async def test_refresh_ahead_never_serves_an_answer_past_its_ttl() -> None:
+    clock = Clock()
+    auth, rev = authorizer(clock)
+    await auth.authorize("good", "alice", Access("create"))
+    clock.now += 10  # expired, no refresh happened in between
+    rev.users.clear()
+    with pytest.raises(AuthError) as e:
+        await auth.authorize("good", "alice", Access("create"))
+    assert e.value.status == 401 and rev.token_reviews == 2
+
+
+class SlowReviewer(Reviewer):
+    """Answers only when released, to hold several requests in flight; may fail."""
+
+    def __init__(self) -> None:
+        super().__init__({"good": SA}, {(SA, "alice", "create")})
+        self.release = asyncio.Event()
+        self.fail = False
+
+    async def token_review(self, token: str) -> dict[str, Any]:
+        await self.release.wait()
+        if self.fail:
+            raise ConnectionError("apiserver unreachable")
+        return await super().token_review(token)
+
+
+async def test_concurrent_misses_share_one_review() -> None:
+    rev = SlowReviewer()
+    auth = Authorizer(rev, ttl=10)
+    calls = [asyncio.ensure_future(auth.authorize("good", "alice", Access("create"))) for _ in range(20)]
+    await settle()
+    rev.release.set()
+    callers = await asyncio.gather(*calls)
+    assert {c.username for c in callers} == {SA}
+    assert (rev.token_reviews, rev.sars) == (1, 1)
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_review() -> None:
+    rev = SlowReviewer()
+    auth = Authorizer(rev, ttl=10)
+    first = asyncio.ensure_future(auth.authenticate("good"))
+    second = asyncio.ensure_future(auth.authenticate("good"))
+    await settle()
+    first.cancel()
+    rev.release.set()
+    assert (await second).username == SA and rev.token_reviews == 1
+
+
+async def test_a_failed_background_refresh_keeps_the_answer_until_it_expires() -> None:
+    clock = Clock()
+    rev = SlowReviewer()
+    rev.release.set()
+    auth = Authorizer(rev, ttl=10, clock=clock, wall_clock=clock)
+    await auth.authenticate("good")
+    rev.fail = True
+    clock.now += 6
+    assert (await auth.authenticate("good")).username == SA  # served; its refresh fails in the background
+    await settle()
+    assert (await auth.authenticate("good")).username == SA  # still cached, a new refresh tried
+    clock.now += 5  # now past the first answer's ttl
+    with pytest.raises(ConnectionError):  # a caller that must wait gets the review's error
+        await auth.authenticate("good")
+    await auth.close()
+
+
+async def test_close_cancels_refreshes_in_flight() -> None:
+    rev = SlowReviewer()
+    auth = Authorizer(rev, ttl=10)
+    pending = asyncio.ensure_future(auth.authenticate("good"))
+    await settle()
+    await auth.close()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
 
 
 def test_caller_namespace_only_for_service_accounts() -> None:
