@@ -2,10 +2,13 @@
 
 Order within one spawn (JupyterHub, then KubeSpawner):
 1. `options_from_form` turns the submitted form into `user_options`;
-2. `pre_spawn_hook` provisions the user's namespace (create or bring up to date);
+2. `pre_spawn_hook` provisions the user's namespace (create or bring up to date), then starts reading the
+   namespace's PodDefaults, which runs while KubeSpawner makes the workspace claim;
 3. KubeSpawner applies the profile, ensures the workspace PVC and renders the pod;
-4. `modify_pod_hook` adds the labels that make the chosen PodDefaults apply and, with `preflight_dry_run`,
-   dry-runs the pod through admission so a refusal comes back as a readable message before anything exists.
+4. `modify_pod_hook` adds the labels that make the chosen PodDefaults apply and, when the webhook may not know
+   the namespace's PodDefaults yet (provisioning wrote them moments ago) or with `preflight_dry_run`,
+   dry-runs the pod through admission first;
+5. KubeSpawner creates the pod; a refusal becomes a readable message (hub_config.spawner).
 """
 
 from __future__ import annotations
@@ -46,18 +49,31 @@ def chosen_configurations(user_options: dict[str, Any] | None, settings: HubSett
     return chosen
 
 
+PREFETCH_ATTR = "poddefaults_prefetch"
+
+
 def make_pre_spawn_hook(provisioner: Provisioner) -> Callable[[Any], Awaitable[None]]:
     async def pre_spawn_hook(spawner: Any) -> None:
         """Provisions the user's namespace (or awaits the pass their login started); a refusal becomes a
-        message, not a traceback."""
+        message, not a traceback. Then starts the PodDefault read the pod hook needs."""
+        api = spawner.api.api_client
         try:
-            await provisioner.ensure(spawner.api.api_client, spawner.user.name, spawner.namespace)
+            await provisioner.ensure(api, spawner.user.name, spawner.namespace)
         except ApiException as e:
             status, reason, message = kube.api_error_detail(e)
             raise SpawnError(f"Could not prepare your namespace {spawner.namespace}: "
                              f"{explain_api_error(status, reason, message)}") from e
+        spawner.namespace_ready = True
+        prefetch = asyncio.ensure_future(kube.list_poddefaults(api, spawner.namespace))
+        prefetch.add_done_callback(_retrieve)  # a spawn that fails before the pod hook never awaits it
+        setattr(spawner, PREFETCH_ATTR, prefetch)
 
     return pre_spawn_hook
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def label_pod(pod: Any, poddefaults: list[dict[str, Any]], chosen: list[str], explicit: bool) -> Any:
@@ -84,7 +100,10 @@ async def label_pod_for_configurations(spawner: Any, pod: Any, settings: HubSett
                                        ) -> tuple[Any, list[dict[str, Any]]]:
     """Reads the namespace's PodDefaults now (the form may be stale) and labels the pod for the choice."""
     chosen = chosen_configurations(spawner.user_options, settings)
-    poddefaults = await kube.list_poddefaults(spawner.api.api_client, spawner.namespace)
+    prefetch = getattr(spawner, PREFETCH_ATTR, None)
+    setattr(spawner, PREFETCH_ATTR, None)
+    poddefaults = await (prefetch if prefetch is not None else
+                         kube.list_poddefaults(spawner.api.api_client, spawner.namespace))
     explicit = k.USER_OPTION_CONFIGURATIONS in (spawner.user_options or {})
     return label_pod(pod, poddefaults, chosen, explicit), poddefaults
 
@@ -137,11 +156,16 @@ def add_readiness_probe(pod: Any, base_url: str, port: int) -> Any:
     return pod
 
 
-def make_modify_pod_hook(settings: HubSettings) -> Callable[[Any, Any], Awaitable[Any]]:
+def make_modify_pod_hook(settings: HubSettings, provisioner: Provisioner | None = None
+                         ) -> Callable[[Any, Any], Awaitable[Any]]:
     async def modify_pod_hook(spawner: Any, pod: Any) -> Any:
+        """Probe and labels; the dry run only when asked for, or when the webhook may not know the namespace's
+        PodDefaults yet. Without it, the create itself surfaces any refusal (hub_config.spawner)."""
         pod = add_readiness_probe(pod, spawner.server.base_url, spawner.port)
         pod, poddefaults = await label_pod_for_configurations(spawner, pod, settings)
-        if settings.preflight_dry_run:
+        recent = provisioner is not None and provisioner.wrote_poddefaults_within(
+            spawner.namespace, settings.preflight_webhook_wait)
+        if settings.preflight_dry_run or recent:
             await preflight(spawner, pod, poddefaults, settings)
         return pod
 

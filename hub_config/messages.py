@@ -8,7 +8,7 @@ which is specific, and put one sentence in front of it that says what it means a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _WEBHOOK_DENIAL = re.compile(r'admission webhook "([^"]+)" denied the request:?\s*(.*)', re.S)
@@ -109,7 +109,7 @@ def waiting_on_pull(pod: Mapping[str, Any] | None) -> bool:
     return any(reason in _PULL_REASONS for reason, _ in _container_waits(pod))
 
 
-def permanent_start_failure(pod: Mapping[str, Any] | None, events: list[Mapping[str, Any]]) -> str | None:
+def permanent_start_failure(pod: Mapping[str, Any] | None, events: Sequence[Mapping[str, Any]]) -> str | None:
     """Why the server's pod can never start, from its container states and its events; None while it may.
 
     KubeSpawner would wait for `start_timeout` (minutes) on an image that does not exist; the kubelet knows

@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hub_config import constants as k
 from hub_config.namespaces import ProvisionResult, ensure_user_namespace, namespace_name, namespace_template
 from hub_config.settings import HubSettings
 
 log = logging.getLogger(__name__)
+POD_DEFAULT_REF = f"{k.PODDEFAULT_KIND} "  # how kube.ref names a PodDefault in ProvisionResult.applied
 
 
 class Provisioner:
@@ -35,12 +37,19 @@ class Provisioner:
                  ensure: Callable[..., Any] = ensure_user_namespace) -> None:
         self.settings, self.fresh_seconds, self.clock, self._ensure = settings, fresh_seconds, clock, ensure
         self._done: dict[str, float] = {}
+        self._poddefaults_written: dict[str, float] = {}
         self._running: dict[str, asyncio.Future[ProvisionResult]] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
     def is_fresh(self, namespace: str) -> bool:
         done = self._done.get(namespace)
         return done is not None and self.clock() - done < self.fresh_seconds
+
+    def wrote_poddefaults_within(self, namespace: str, seconds: float) -> bool:
+        """Whether a pass applied PodDefaults to this namespace in the last `seconds`: the webhook learns them
+        from its watch, so a pod admitted right now might miss them."""
+        written = self._poddefaults_written.get(namespace)
+        return written is not None and self.clock() - written < seconds
 
     def forget(self, namespace: str) -> None:
         """The next `ensure` for this namespace provisions fully (called when the user's server stops)."""
@@ -60,6 +69,8 @@ class Provisioner:
         try:
             result: ProvisionResult = await self._ensure(api, username, namespace, self.settings)
             self._done[namespace] = self.clock()
+            if any(ref.startswith(POD_DEFAULT_REF) for ref in result.applied):
+                self._poddefaults_written[namespace] = self.clock()
             return result
         finally:
             self._running.pop(namespace, None)

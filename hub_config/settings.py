@@ -218,11 +218,12 @@ class HubSettings(BaseSettings):
     http_timeout: int = Field(default=120, gt=0)
     default_url: str = "/lab"
     notebook_service_account: str = "notebook"
-    # Dry-run the pod through admission before creating it, so quota/PodDefault/PSA denials come back as a
-    # readable message before anything is created.
-    preflight_dry_run: bool = True
-    # A PodDefault created a moment ago may not be in the webhook's watch cache yet: the preflight dry run
-    # repeats for up to this many seconds until every matching PodDefault shows up as applied.
+    # Dry-run every pod through admission before creating it. Not needed for readable refusals (a refused
+    # create gives the same message); it costs one more admission round trip per start.
+    preflight_dry_run: bool = False
+    # A PodDefault created a moment ago may not be in the webhook's watch cache yet. For this many seconds
+    # after provisioning applied the namespace's PodDefaults, a start dry-runs its pod first, repeating until
+    # every matching PodDefault shows up as applied (at most this long). 0: never waits.
     preflight_webhook_wait: float = Field(default=5.0, ge=0)
     # The namespace is provisioned when the user logs in; a start within this many seconds of that (and
     # before any stop) does not provision again. 0: every start provisions fully.

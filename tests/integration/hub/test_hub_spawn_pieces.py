@@ -150,31 +150,39 @@ async def test_conflicting_configurations_are_refused_with_both_names(
     assert "prod-db" in e.value.jupyterhub_message and "no-prod" in e.value.jupyterhub_message
 
 
-async def test_quota_exceeded_is_explained_before_anything_is_created(
+@pytest.mark.parametrize("preflight", [False, True], ids=["refused-create", "preflight-dry-run"])
+async def test_quota_exceeded_is_explained_and_nothing_is_created(
     kube_api: Any, hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
+    preflight: bool,
 ) -> None:
-    settings = hub_settings(quota={"limits.cpu": "1", "limits.memory": "4Gi"},
+    settings = hub_settings(quota={"limits.cpu": "1", "limits.memory": "4Gi"}, preflight_dry_run=preflight,
                             profiles=[{"slug": "big", "display_name": "Big", "cpu_limit": 2, "mem_limit": "1Gi"}])
     username, ns = user_factory()
     spawner = make_spawner(username, settings, {"profile": "big", "configurations": []})
     await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
     with pytest.raises(SpawnError) as e:
-        await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+        pod = await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+        await spawner._make_create_pod_request(pod, 10)  # what KubeSpawner calls next
     message = e.value.jupyterhub_message
     assert "quota" in message and "limits.cpu" in message and "smaller size" in message
     assert client.CoreV1Api(kube_api).list_namespaced_pod(ns).items == []
 
 
+@pytest.mark.parametrize("preflight", [False, True], ids=["refused-create", "preflight-dry-run"])
 async def test_pod_security_violation_is_explained(
-    hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
+    kube_api: Any, hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
+    preflight: bool,
 ) -> None:
-    settings = hub_settings(profiles=[{"slug": "root", "display_name": "Root",
+    settings = hub_settings(preflight_dry_run=preflight,
+                            profiles=[{"slug": "root", "display_name": "Root",
                                        "kubespawner_override": {"extra_pod_config": {"hostNetwork": True}}}])
-    username, _ = user_factory()
+    username, ns = user_factory()
     spawner = make_spawner(username, settings, {"profile": "root"})
     await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
     with pytest.raises(SpawnError, match="Pod Security level"):
-        await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+        pod = await make_modify_pod_hook(settings)(spawner, await render_pod(spawner))
+        await spawner._make_create_pod_request(pod, 10)
+    assert client.CoreV1Api(kube_api).list_namespaced_pod(ns).items == []
 
 
 async def test_preview_dry_runs_the_pod_and_lists_matching_poddefaults(
