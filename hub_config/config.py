@@ -13,6 +13,7 @@ from typing import Any
 from traitlets.config import Config
 
 from hub_config import constants as k
+from hub_config.database import is_sqlite_file, use_sqlite_wal
 from hub_config.form import options_from_form
 from hub_config.hooks import make_modify_pod_hook, make_options_form, make_pre_spawn_hook
 from hub_config.messages import stopped_message
@@ -80,6 +81,8 @@ def _configure_hub(c: Config, settings: HubSettings, provisioner: Provisioner) -
     if settings.hub_connect_url:
         c.JupyterHub.hub_connect_url = settings.hub_connect_url
     c.JupyterHub.db_url = settings.db_url
+    if settings.db_sqlite_wal and is_sqlite_file(settings.db_url):
+        use_sqlite_wal()
     if settings.cookie_secret_file:
         c.JupyterHub.cookie_secret_file = settings.cookie_secret_file
     c.JupyterHub.log_level = settings.log_level

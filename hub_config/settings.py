@@ -197,6 +197,8 @@ class HubSettings(BaseSettings):
     hub_bind_url: str = "http://0.0.0.0:8081"
     hub_connect_url: str | None = None
     db_url: str = "sqlite:///jupyterhub.sqlite"
+    # A sqlite database in write-ahead-log mode (hub_config/database.py); false on a network file system.
+    db_sqlite_wal: bool = True
     cookie_secret_file: str | None = None
     # False when configurable-http-proxy runs as its own pod (then `proxy_api_url` points at it).
     proxy_should_start: bool = True
