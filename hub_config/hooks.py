@@ -23,7 +23,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from hub_config import constants as k
 from hub_config import kube
 from hub_config.form import render_options_form
-from hub_config.messages import SpawnError, explain_api_error
+from hub_config.messages import SpawnError
 from hub_config.namespaces import default_poddefaults
 from hub_config.provisioner import Provisioner
 from hub_config.selectors import SelectionConflict, applied_poddefaults, labels_for_selection
@@ -60,9 +60,8 @@ def make_pre_spawn_hook(provisioner: Provisioner) -> Callable[[Any], Awaitable[N
         try:
             await provisioner.ensure(api, spawner.user.name, spawner.namespace)
         except ApiException as e:
-            status, reason, message = kube.api_error_detail(e)
             raise SpawnError(f"Could not prepare your namespace {spawner.namespace}: "
-                             f"{explain_api_error(status, reason, message)}") from e
+                             f"{kube.explain_refusal(e)}") from e
         spawner.namespace_ready = True
         prefetch = asyncio.ensure_future(kube.list_poddefaults(api, spawner.namespace))
         prefetch.add_done_callback(_retrieve)  # a spawn that fails before the pod hook never awaits it
@@ -127,10 +126,9 @@ async def preflight(spawner: Any, pod: Any, poddefaults: list[dict[str, Any]], s
         try:
             after = await kube.dry_run_pod(spawner.api.api_client, spawner.namespace, pod)
         except ApiException as e:
-            status, reason, message = kube.api_error_detail(e)
-            if status == 409:  # a previous pod still exists; KubeSpawner deletes it and retries
+            if e.status == 409:  # a previous pod still exists; KubeSpawner deletes it and retries
                 return
-            raise SpawnError(explain_api_error(status, reason, message)) from e
+            raise SpawnError(kube.explain_refusal(e)) from e
         missing = unapplied(after, expected)
         if not missing or loop.time() >= deadline:
             break

@@ -18,6 +18,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from hub_config import constants as k
+from hub_config.messages import explain_api_error
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +167,8 @@ def api_error_detail(e: ApiException) -> tuple[int, str, str]:
         except (ValueError, AttributeError):
             message = str(body)[:2000]
     return int(e.status or 0), reason or str(e.reason or ""), message
+
+
+def explain_refusal(e: ApiException) -> str:
+    """The readable sentence (plus the apiserver's detail) for a refused request; see `explain_api_error`."""
+    return explain_api_error(*api_error_detail(e))

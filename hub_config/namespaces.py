@@ -213,6 +213,10 @@ class ProvisionResult:
     skipped: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
 
+    def applied_any(self, kind: str) -> bool:
+        """Whether the pass applied an object of this kind (`applied` holds `kube.ref` strings: `Kind ns/name`)."""
+        return any(ref.split(" ", 1)[0] == kind for ref in self.applied)
+
 
 async def ensure_user_namespace(api: Any, username: str, namespace: str, settings: HubSettings
                                 ) -> ProvisionResult:

@@ -105,7 +105,7 @@ def make_preview_handler(settings: Any, provisioner: Any) -> type:
     from tornado import web
 
     from hub_config import kube
-    from hub_config.messages import SpawnError, explain_api_error
+    from hub_config.messages import SpawnError
 
     class SpawnPreviewHandler(BaseHandler):  # type: ignore[misc]
         """POST the spawn form here: JSON of what the pod would get. Own servers only."""
@@ -126,9 +126,8 @@ def make_preview_handler(settings: Any, provisioner: Any) -> type:
                 self.set_status(400)
                 result = {"detail": e.jupyterhub_message}
             except ApiException as e:
-                status, reason, message = kube.api_error_detail(e)
-                self.set_status(422 if status in (400, 403, 422) else 502)
-                result = {"detail": explain_api_error(status, reason, message)}
+                self.set_status(422 if e.status in (400, 403, 422) else 502)
+                result = {"detail": kube.explain_refusal(e)}
             except ValueError as e:  # bad profile / server name from the form
                 self.set_status(400)
                 result = {"detail": str(e)}

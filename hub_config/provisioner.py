@@ -26,7 +26,6 @@ from hub_config.namespaces import ProvisionResult, ensure_user_namespace, namesp
 from hub_config.settings import HubSettings
 
 log = logging.getLogger(__name__)
-POD_DEFAULT_REF = f"{k.PODDEFAULT_KIND} "  # how kube.ref names a PodDefault in ProvisionResult.applied
 
 
 class Provisioner:
@@ -69,7 +68,7 @@ class Provisioner:
         try:
             result: ProvisionResult = await self._ensure(api, username, namespace, self.settings)
             self._done[namespace] = self.clock()
-            if any(ref.startswith(POD_DEFAULT_REF) for ref in result.applied):
+            if result.applied_any(k.PODDEFAULT_KIND):
                 self._poddefaults_written[namespace] = self.clock()
             return result
         finally:

@@ -35,7 +35,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
 
 from hub_config import kube
-from hub_config.messages import SpawnError, explain_api_error, explain_event, permanent_start_failure, waiting_on_pull
+from hub_config.messages import SpawnError, explain_event, permanent_start_failure, waiting_on_pull
 
 POLL_START = 0.05
 POLL_CAP = 0.25
@@ -66,9 +66,11 @@ def pod_events(events: Iterable[dict[str, Any]], namespace: str, pod_name: str,
     """The events of one pod, oldest first, after the `last_event_uid` marker (KubeSpawner's rule: events of an
     earlier pod of the same name, seen before this start, are left out). Same order as KubeSpawner's: a stable
     sort by `lastTimestamp`, else `eventTime`, of the events in reflector order."""
-    mine = [e for e in events
-            if (e.get("involvedObject") or {}).get("name") == pod_name
-            and (e.get("involvedObject") or {}).get("namespace", namespace) == namespace]
+    def about_this_pod(e: dict[str, Any]) -> bool:
+        obj = e.get("involvedObject") or {}
+        return bool(obj.get("name") == pod_name and obj.get("namespace", namespace) == namespace)
+
+    mine = [e for e in events if about_this_pod(e)]
     mine.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
     out: list[dict[str, Any]] = []
     for e in mine:
@@ -114,8 +116,7 @@ class NotebookSpawner(KubeSpawner):
         try:
             return bool(await super()._make_create_pod_request(pod, request_timeout))
         except ApiException as e:  # KubeSpawner handles 409 itself; any other refusal ends the spawn
-            status, reason, message = kube.api_error_detail(e)
-            raise SpawnError(explain_api_error(status, reason, message)) from e
+            raise SpawnError(kube.explain_refusal(e)) from e
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
         async for event in super().progress():
