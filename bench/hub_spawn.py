@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import math
 import os
@@ -259,7 +260,10 @@ class PodWatch:
                     self._record("ADDED", pod, now)
                 self.synced.set()
                 w = watch.Watch()
-                async with w.stream(core.list_pod_for_all_namespaces, label_selector=SINGLEUSER_SELECTOR,
+                # A partial has no ":return:" docstring, so the client hands over the JSON without building
+                # V1Pod models (milliseconds per event, which would delay the receipt times measured here).
+                method = functools.partial(core.list_pod_for_all_namespaces)
+                async with w.stream(method, label_selector=SINGLEUSER_SELECTOR,
                                     resource_version=listed["metadata"]["resourceVersion"],
                                     timeout_seconds=240, allow_watch_bookmarks=False) as stream:
                     async for event in stream:

@@ -11,6 +11,9 @@ A namespace counts as fresh for `fresh_seconds` after a successful pass in this 
 the user's server stops: every start after a stop (and every start after a hub restart) provisions fully,
 which also repairs anything changed in the namespace since. Concurrent callers for one namespace share one
 pass; a failed pass is not remembered, so the next caller tries again and sees the error.
+
+After the namespace pass, the login also makes the user's workspace claim (`create_workspace`), so a first
+start finds it bound.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from hub_config import constants as k
 from hub_config.namespaces import ProvisionResult, ensure_user_namespace, namespace_name, namespace_template
@@ -74,17 +79,53 @@ class Provisioner:
         finally:
             self._running.pop(namespace, None)
 
-    def start_early(self, api: Any, username: str, namespace: str) -> None:
-        """Starts provisioning in the background; its failure is logged (the spawn will try again and say)."""
+    def start_early(self, api: Any, username: str, namespace: str,
+                    then: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Starts provisioning in the background, then `then` (the workspace claim); a failure is logged (the
+        spawn will try again and say)."""
         async def run() -> None:
             try:
                 await self.ensure(api, username, namespace)
+                if then is not None:
+                    await then()
             except Exception as e:
-                log.warning("provisioning at login failed for %s (the spawn retries): %s", namespace, e)
+                log.warning("preparing %s at login failed (the spawn retries): %s", namespace, e)
 
         task = asyncio.ensure_future(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+async def create_workspace(spawner: Any) -> bool:
+    """Creates the user's workspace claim exactly as KubeSpawner would (its own manifest), unless it exists.
+
+    Made at login, the claim is bound by the time the user presses Start: their first pod is not held back by
+    the scheduler for an unbound claim (then retried with backoff, seconds), and a burst of first starts does
+    not also make the cluster provision volumes. KubeSpawner still makes sure of the claim when it starts (a
+    409 is fine with it). True if this call created it."""
+    if not spawner.storage_pvc_ensure:
+        return False
+    try:
+        await spawner.api.create_namespaced_persistent_volume_claim(spawner.namespace, spawner.get_pvc_manifest())
+        return True
+    except ApiException as e:
+        if e.status == 409:
+            return False
+        raise
+
+
+def new_users_workspace(users: Any, name: str) -> Callable[[], Awaitable[bool]]:
+    """The workspace step for a user the login is about to create: by the time the namespace pass ends, the
+    hub has created them (JupyterHub's `UserDict` finds users by name); if not, the spawn makes the claim."""
+    async def then() -> bool:
+        try:
+            user = users[name]
+        except KeyError:
+            log.info("user %s not created yet; the first start makes their workspace claim", name)
+            return False
+        return await create_workspace(user.spawner)
+
+    return then
 
 
 def kubespawner_api_client(config: Any) -> Any:
@@ -101,7 +142,8 @@ def kubespawner_api_client(config: Any) -> Any:
 def make_post_auth_hook(provisioner: Provisioner,
                         new_user_client: Callable[[Any], Any] = kubespawner_api_client
                         ) -> Callable[[Any, Any, dict[str, Any]], Any]:
-    """`c.Authenticator.post_auth_hook`: start provisioning the namespace of the user's default server.
+    """`c.Authenticator.post_auth_hook`: start provisioning the namespace of the user's default server, then
+    its workspace claim.
 
     A returning user's namespace and client are their own KubeSpawner's. A new user is *not* created here:
     JupyterHub creates them right after this hook and then calls the authenticator's `add_user` (which, for
@@ -117,12 +159,14 @@ def make_post_auth_hook(provisioner: Provisioner,
             if user is not None:
                 spawner = user.spawner
                 if not spawner.active:
-                    provisioner.start_early(spawner.api.api_client, user.name, spawner.namespace)
+                    provisioner.start_early(spawner.api.api_client, user.name, spawner.namespace,
+                                            then=lambda: create_workspace(spawner))
                 return authenticated
             config = authenticator.config
             template = (config.KubeSpawner if "KubeSpawner" in config else {}).get("user_namespace_template")
             if template == namespace_template(settings):
-                provisioner.start_early(new_user_client(config), name, namespace_name(name, settings.namespace_prefix))
+                provisioner.start_early(new_user_client(config), name, namespace_name(name, settings.namespace_prefix),
+                                        then=new_users_workspace(handler.users, name))
         except Exception as e:
             log.warning("could not start provisioning at login for %r: %s", name, e)
         return authenticated

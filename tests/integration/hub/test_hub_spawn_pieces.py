@@ -17,7 +17,7 @@ from hub_config.form import render_options_form
 from hub_config.hooks import make_modify_pod_hook, make_pre_spawn_hook
 from hub_config.messages import SpawnError
 from hub_config.preview import preview_pod
-from hub_config.provisioner import Provisioner
+from hub_config.provisioner import Provisioner, create_workspace
 from hub_config.settings import HubSettings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -91,9 +91,15 @@ async def test_workspace_pvc_is_read_write_many_with_the_configured_class(
     username, ns = user_factory()
     spawner = make_spawner(username, settings)
     await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
-    pvc = spawner.get_pvc_manifest()
-    await client_async_core(kube_async).create_namespaced_persistent_volume_claim(ns, pvc)
+    # The login makes the claim (KubeSpawner's manifest); KubeSpawner's own create at Start then accepts it.
+    assert await create_workspace(spawner) is True
+    first = client.CoreV1Api(kube_api).read_namespaced_persistent_volume_claim("workspace", ns)
+    assert await create_workspace(spawner) is False
+    assert await spawner._make_create_pvc_request(spawner.get_pvc_manifest(), 10) is True
     stored = client.CoreV1Api(kube_api).read_namespaced_persistent_volume_claim("workspace", ns)
+    assert stored.metadata.uid == first.metadata.uid and stored.metadata.resource_version == \
+        first.metadata.resource_version, "made once, never replaced or changed"
+    assert stored.metadata.labels["component"] == "singleuser-storage", "KubeSpawner's labels"
     assert stored.spec.access_modes == ["ReadWriteMany"]
     assert stored.spec.storage_class_name == "nbp-test-rwx"
     assert stored.spec.resources.requests == {"storage": "3Gi"}
@@ -105,12 +111,6 @@ async def test_workspace_pvc_is_read_write_many_with_the_configured_class(
     claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in as_dict["spec"]["volumes"]
               if "persistentVolumeClaim" in v}
     assert mounts["workspace"] == "/home/jovyan" and claims["workspace"] == "workspace"
-
-
-def client_async_core(kube_async: Any) -> Any:
-    from kubernetes_asyncio import client as aclient
-
-    return aclient.CoreV1Api(kube_async)
 
 
 async def test_chosen_configurations_become_pod_labels_and_pass_admission(
