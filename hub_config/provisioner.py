@@ -101,17 +101,20 @@ async def create_workspace(spawner: Any) -> bool:
 
     Made at login, the claim is bound by the time the user presses Start: their first pod is not held back by
     the scheduler for an unbound claim (then retried with backoff, seconds), and a burst of first starts does
-    not also make the cluster provision volumes. KubeSpawner still makes sure of the claim when it starts (a
-    409 is fine with it). True if this call created it."""
+    not also make the cluster provision volumes. The spawner is marked `workspace_ready`, so its next start
+    skips KubeSpawner's own create (a spawner that is not ours would make it and accept the 409). True if
+    this call created the claim."""
     if not spawner.storage_pvc_ensure:
         return False
     try:
         await spawner.api.create_namespaced_persistent_volume_claim(spawner.namespace, spawner.get_pvc_manifest())
-        return True
+        created = True
     except ApiException as e:
-        if e.status == 409:
-            return False
-        raise
+        if e.status != 409:
+            raise
+        created = False
+    spawner.workspace_ready = True  # the next start need not ask again (NotebookSpawner)
+    return created
 
 
 def new_users_workspace(users: Any, name: str) -> Callable[[], Awaitable[bool]]:

@@ -17,7 +17,9 @@ Fewer calls and less work per spawn, which is what counts when many users start 
   spawn (once a second each); with 50 spawns and a thousand events that was a third of the hub's busy time,
   and a scan without the sort was still a seventh.
 - The namespace create KubeSpawner sends on every start is skipped when the pre-spawn hook has just made sure
-  the namespace exists (`namespace_ready`).
+  the namespace exists (`namespace_ready`), and its first claim create when the login made the claim
+  (`workspace_ready`, hub_config.provisioner.create_workspace): in a burst of first starts, 50 claim creates
+  (each through quota admission, answered 409) took the apiserver up to 1.9 s.
 - A pod create the apiserver refuses (quota, LimitRange, Pod Security, the PodDefault webhook) fails the spawn
   with the same readable message the preflight dry run gives, so the dry run is only needed to wait for the
   webhook to learn new PodDefaults (hub_config.hooks).
@@ -100,6 +102,8 @@ class NotebookSpawner(KubeSpawner):
 
     # Set by the pre-spawn hook once it has made sure the namespace exists; consumed by the next start.
     namespace_ready: bool = False
+    # Set when the login made (or found) the workspace claim; the next start then skips its create.
+    workspace_ready: bool = False
 
     @property
     def events(self) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -122,6 +126,12 @@ class NotebookSpawner(KubeSpawner):
             self.namespace_ready = False
             return
         await super()._ensure_namespace()
+
+    async def _make_create_pvc_request(self, pvc: Any, request_timeout: float) -> bool:
+        if self.workspace_ready:  # KubeSpawner then records it exists and skips the create on later starts too
+            self.workspace_ready = False
+            return True
+        return bool(await super()._make_create_pvc_request(pvc, request_timeout))
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
         try:

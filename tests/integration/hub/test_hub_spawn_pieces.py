@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from jupyterhub.objects import Server
 from kubernetes import client
+from kubespawner import KubeSpawner
 from traitlets.config import Config
 
 from hub_config import constants as k
@@ -91,11 +92,12 @@ async def test_workspace_pvc_is_read_write_many_with_the_configured_class(
     username, ns = user_factory()
     spawner = make_spawner(username, settings)
     await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
-    # The login makes the claim (KubeSpawner's manifest); KubeSpawner's own create at Start then accepts it.
-    assert await create_workspace(spawner) is True
+    # The login makes the claim (KubeSpawner's manifest); the start skips its create, and KubeSpawner's own
+    # create (a spawner replaced since the login) accepts the existing claim.
+    assert await create_workspace(spawner) is True and spawner.workspace_ready
     first = client.CoreV1Api(kube_api).read_namespaced_persistent_volume_claim("workspace", ns)
     assert await create_workspace(spawner) is False
-    assert await spawner._make_create_pvc_request(spawner.get_pvc_manifest(), 10) is True
+    assert await KubeSpawner._make_create_pvc_request(spawner, spawner.get_pvc_manifest(), 10) is True
     stored = client.CoreV1Api(kube_api).read_namespaced_persistent_volume_claim("workspace", ns)
     assert stored.metadata.uid == first.metadata.uid and stored.metadata.resource_version == \
         first.metadata.resource_version, "made once, never replaced or changed"

@@ -139,12 +139,17 @@ async def test_the_workspace_claim_is_kubespawners_manifest_created_once() -> No
     claims = Claims()
     spawner = spawner_of("nbp-alice", claims)
     assert await create_workspace(spawner) is True
+    assert spawner.workspace_ready, "its next start skips KubeSpawner's create"
+    spawner.workspace_ready = False
     assert await create_workspace(spawner) is False, "409: it exists, which is what was wanted"
+    assert spawner.workspace_ready
     assert claims.created == [("nbp-alice", {"kind": "PersistentVolumeClaim", "for": "nbp-alice"})]
     assert await create_workspace(spawner_of("nbp-bob", claims, ensure=False)) is False
     assert len(claims.created) == 1, "an operator who turned off KubeSpawner's claim gets none from us"
+    refused = spawner_of("nbp-carol", Claims(fail=ApiException(status=403, reason="quota")))
     with pytest.raises(ApiException):
-        await create_workspace(spawner_of("nbp-carol", Claims(fail=ApiException(status=403, reason="quota"))))
+        await create_workspace(refused)
+    assert not getattr(refused, "workspace_ready", False), "the start tries again and reports the refusal"
 
 
 async def test_the_login_hook_starts_the_pass_for_a_returning_users_own_spawner_and_never_fails_the_login(

@@ -109,6 +109,24 @@ async def test_the_namespace_create_is_skipped_once_after_the_hook_made_sure_of_
     assert creates == ["nbp-a", "nbp-a"]
 
 
+async def test_the_first_claim_create_is_skipped_once_after_the_login_made_the_claim(monkeypatch) -> None:
+    creates: list[str] = []
+
+    async def kubespawner_create(self: Any, pvc: Any, request_timeout: float) -> bool:
+        creates.append(pvc)
+        return True
+
+    monkeypatch.setattr(KubeSpawner, "_make_create_pvc_request", kubespawner_create)
+    s = Bare()
+    assert await s._make_create_pvc_request("claim", 3) is True
+    assert creates == ["claim"]
+    s.workspace_ready = True
+    assert await s._make_create_pvc_request("claim", 3) is True, "KubeSpawner records that it exists"
+    assert creates == ["claim"]
+    await s._make_create_pvc_request("claim", 3)
+    assert creates == ["claim", "claim"], "the mark is used up"
+
+
 def quota_refusal() -> ApiException:
     e = ApiException(status=403, reason="Forbidden")
     e.body = json.dumps({"kind": "Status", "reason": "Forbidden", "message":
