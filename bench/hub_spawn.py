@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/hub_spawn.py [--users 50] [--kubeconfig .local/kubeconfig]
         [--hub-url http://10.250.0.1:30080] [--reserve-cpu 0.3] [--no-fit-cap] [--skip-provisioning] [--settle 1]
+        [--no-baseline]
 
 1. Pure figures: form and selector work with 100 PodDefaults.
 2. Namespace provisioning against the real apiserver (in-process, no hub), `--provision-users` users.
@@ -20,8 +21,13 @@
    their PVCs) deleted. Hub users themselves stay in the hub's database unless a token with `admin:users`
    is given (`--admin-token`); a user may not delete itself, so their tokens are revoked instead.
 
+4. Baseline (before the spawns; `--no-baseline` skips it): bench/jupyterhub_floor.py, the same number of
+   starts at once in a JupyterHub on loopback whose spawner does nothing (JupyterHub's own per-start work),
+   and the ratios `overhead_p50_s_over_floor` and `request_to_pod_added_p50_s_over_floor`.
+
 Prints one line per figure; the last line is one JSON object with all of them. Traffic goes only to the
-kubeconfig's apiserver and to `--hub-url`, which must be the node address 10.250.0.1 or loopback.
+kubeconfig's apiserver, to `--hub-url` (the node address 10.250.0.1 or loopback) and to the baseline's
+JupyterHub on loopback.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ import base64
 import contextlib
 import functools
 import json
-import math
 import os
 import secrets
 import signal
@@ -45,6 +50,8 @@ from typing import Any
 
 import httpx
 import yaml
+from jupyterhub_floor import floor_figures
+from timing import process_figures, summary
 
 from hub_config import constants as k
 from hub_config.form import configurations, labels_for_selection, render_form
@@ -154,19 +161,6 @@ def check_target(url: str) -> None:
     host = httpx.URL(url).host
     if host not in ALLOWED_HOSTS:
         raise SystemExit(f"--hub-url host {host!r} is not one of {sorted(ALLOWED_HOSTS)}")
-
-
-def percentile(xs: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..1); None for no data."""
-    if not xs:
-        return None
-    s = sorted(xs)
-    return s[max(0, min(len(s) - 1, math.ceil(q * len(s)) - 1))]
-
-
-def summary(name: str, xs: list[float]) -> dict[str, float | None]:
-    return {f"{name}_p50_s": statistics.median(xs) if xs else None, f"{name}_p95_s": percentile(xs, 0.95),
-            f"{name}_max_s": max(xs) if xs else None}
 
 
 def cpu_quantity(q: str) -> float:
@@ -301,20 +295,6 @@ def hub_process(container_id: str) -> int | None:
         if any(part.endswith(b"/jupyterhub") or part == b"jupyterhub" for part in cmd[:3]):
             return int(proc.name)
     return None
-
-
-def process_figures(pid: int | None) -> dict[str, float | None]:
-    """RSS (MiB) and CPU seconds (user+system) of a process, None if unreadable."""
-    if pid is None:
-        return {"rss_mib": None, "cpu_s": None}
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return {"rss_mib": None, "cpu_s": None}
-    rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    ticks = os.sysconf("SC_CLK_TCK")
-    return {"rss_mib": rss_kib / 1024, "cpu_s": (int(stat[11]) + int(stat[12])) / ticks}
 
 
 def cgroup_memory_mib(pod_uid: str, container_id: str) -> float | None:
@@ -651,6 +631,15 @@ def spawn_results(runs: list[UserRun], pods: dict[str, PodTimes]) -> dict[str, A
     return out
 
 
+def ratios_to_floor(figures: dict[str, Any]) -> dict[str, float]:
+    """The installed hub's figures over JupyterHub's own floor at the same concurrency (same machine, same run)."""
+    floor = figures.get("floor_request_to_start_p50_s")
+    if not floor:
+        return {}
+    return {f"{name}_over_floor": figures[name] / floor
+            for name in ("overhead_p50_s", "request_to_pod_added_p50_s") if figures.get(name) is not None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50, help="concurrent spawns through the hub")
@@ -665,6 +654,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds between the last login and the spawns (the hub provisions namespaces at login)")
     parser.add_argument("--skip-spawns", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the baseline: JupyterHub alone, same users at once (bench/jupyterhub_floor.py)")
     parser.add_argument("--cleanup-timeout", type=float, default=300)
     parser.add_argument("--raw", type=Path, help="write per-user timestamps (JSON) to this file")
     parser.add_argument("--admin-token", default=os.environ.get("HUB_ADMIN_TOKEN"),
@@ -679,7 +670,10 @@ def main() -> None:
         if not args.skip_provisioning:
             figures.update(asyncio.run(provisioning_figures(args.kubeconfig, args.provision_users)))
         if not args.skip_spawns:
+            if not args.no_baseline:
+                figures.update(asyncio.run(floor_figures(args.users)))
             figures.update(asyncio.run(with_sigterm(spawn_figures(args))))
+            figures.update(ratios_to_floor(figures))
     for key, value in figures.items():
         print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     print(json.dumps({"bench": "hub_spawn", **{key: (round(v, 3) if isinstance(v, float) else v)
