@@ -5,11 +5,12 @@ usual); only the text of progress events changes, for the events users get stuck
 scheduling, mounts). The raw event stays in `raw_event` for anyone who wants it.
 
 Start detection: KubeSpawner waits for the pod (in its watch-fed reflector, i.e. in memory) and for pod
-deletions with JupyterHub's `exponential_backoff`, whose waits grow to 5 s with full jitter. A server that
-becomes Ready between two polls was noticed up to seconds late, which was most of the hub's own share of the
-spawn time (docs/benchmarks.md). `use_prompt_polling` caps those waits at `POLL_CAP` seconds for KubeSpawner
-only; the API calls it retries with the same helper (pod and PVC creation after a conflict, deletion
-checks) then retry at that pace too, which is still a handful of requests per spawn.
+deletions with JupyterHub's `exponential_backoff`, whose waits grow to 5 s with full jitter: a server that
+became Ready between two polls was noticed up to seconds late. `use_prompt_polling` makes KubeSpawner use
+`prompt_backoff` instead: the same arguments and deadline, waits capped at `POLL_CAP`, and each wait ended by
+the next change of the pod reflector (hub_config.pod_changes), so a Ready pod is noticed when the watch
+delivers it without polling four times a second. The API calls KubeSpawner retries with the same helper (pod
+and PVC creation after a conflict) retry at that pace, at least `POLL_START` apart.
 
 Fewer calls and less work per spawn, which is what counts when many users start at once:
 - `events` reads this pod's events from the shared event reflector's per-pod index (hub_config.event_index)
@@ -29,28 +30,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import kubespawner.spawner as kubespawner_module
-from jupyterhub.utils import exponential_backoff
+from jupyterhub.utils import exponential_backoff, maybe_future
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
 
 from hub_config import kube
 from hub_config.event_index import IndexedEventReflector, PodEventIndex
 from hub_config.messages import SpawnError, explain_event, permanent_start_failure, waiting_on_pull
+from hub_config.pod_changes import POD_CHANGES, NotifyingPodReflector
 
-POLL_START = 0.05
-POLL_CAP = 0.25
+POLL_START = 0.05  # the first wait, and the least time between two checks
+POLL_CAP = 1.0  # the longest wait without a pod change; a change wakes the wait at once
 FAIL_FAST_INTERVAL = 0.5
 
 
 async def prompt_backoff(pass_func: Any, fail_message: str, start_wait: float = POLL_START,
-                         scale_factor: float = 2, max_wait: float = POLL_CAP, *args: Any, **kwargs: Any) -> Any:
-    """JupyterHub's backoff with its first wait and its cap lowered (never raised) to ours."""
-    return await exponential_backoff(pass_func, fail_message, min(start_wait, POLL_START), scale_factor,
-                                     min(max_wait, POLL_CAP), *args, **kwargs)
+                         scale_factor: float = 2, max_wait: float = POLL_CAP, timeout: float = 10,
+                         timeout_tolerance: float = 0.1, *args: Any, **kwargs: Any) -> Any:
+    """JupyterHub's `exponential_backoff` (same arguments, jittered waits, deadline and TimeoutError), with
+    its first wait and its cap lowered (never raised) to ours, and each wait cut short by the next change of
+    the pod reflector (hub_config.pod_changes). Written out because JupyterHub's helper sleeps a fixed time.
+
+    KubeSpawner also retries API calls with this helper (a pod or claim create after a conflict); a pod change
+    then retries sooner, but never sooner than POLL_START after the previous try.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    if timeout_tolerance:
+        tolerance = timeout_tolerance * timeout
+        deadline = random.uniform(deadline - tolerance, deadline + tolerance)
+    limit, cap = min(start_wait, POLL_START), min(max_wait, POLL_CAP)
+    while True:
+        tried = loop.time()
+        result = await maybe_future(pass_func(*args, **kwargs))
+        if result:
+            return result
+        remaining = deadline - loop.time()
+        if remaining < 0:
+            raise TimeoutError(fail_message)
+        await POD_CHANGES.wait(min(remaining, random.uniform(limit / 2, limit)))
+        if (gap := tried + POLL_START - loop.time()) > 0:
+            await asyncio.sleep(gap)
+        limit = min(cap, limit * scale_factor)
 
 
 def use_prompt_polling() -> None:
@@ -119,6 +145,12 @@ class NotebookSpawner(KubeSpawner):
         """KubeSpawner's event reflector (same kind, field selector and scope), with the per-pod index."""
         return await self._start_reflector(kind="events", reflector_class=IndexedEventReflector,
                                            fields={"involvedObject.kind": "Pod"},
+                                           omit_namespace=self.enable_user_namespaces, replace=replace)
+
+    async def _start_watching_pods(self, replace: bool = False) -> Any:
+        """KubeSpawner's pod reflector (same kind, labels and scope), whose changes wake `prompt_backoff`."""
+        return await self._start_reflector(kind="pods", reflector_class=NotifyingPodReflector,
+                                           labels={"component": self.component_label},
                                            omit_namespace=self.enable_user_namespaces, replace=replace)
 
     async def _ensure_namespace(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from kubernetes_asyncio.client import V1Container, V1HTTPGetAction, V1ObjectMeta
 import hub_config.spawner as spawner
 from hub_config.hooks import add_readiness_probe
 from hub_config.messages import SpawnError
+from hub_config.pod_changes import POD_CHANGES, ChangeSignal, NotifyingPodReflector, NotifyingStore
 
 
 def pod(*containers: V1Container) -> V1Pod:
@@ -41,20 +43,80 @@ def test_kubespawner_polls_through_the_capped_backoff() -> None:
     assert kubespawner_module.exponential_backoff is spawner.prompt_backoff
 
 
-async def test_the_cap_lowers_kubespawners_waits_and_passes_everything_else_through(monkeypatch) -> None:
-    seen: list[tuple[Any, ...]] = []
+async def test_a_pod_change_wakes_the_wait_long_before_its_timer() -> None:
+    store = NotifyingStore(signal=POD_CHANGES)
+    changed_at: list[float] = []
+    calls = 0
 
-    async def recorder(*args: Any, **kwargs: Any) -> str:
-        seen.append((args, kwargs))
-        return "done"
+    def running() -> bool:
+        nonlocal calls
+        calls += 1
+        return store.get("ns/p") == "Running"
 
-    monkeypatch.setattr(spawner, "exponential_backoff", recorder)
-    check = lambda: True  # noqa: E731
-    assert await spawner.prompt_backoff(check, "pod did not start", timeout=300) == "done"
-    assert await spawner.prompt_backoff(check, "m", 0.01, 3, 0.1, timeout=5) == "done"
-    (args, kwargs), (args2, _) = seen
-    assert args == (check, "pod did not start", spawner.POLL_START, 2, spawner.POLL_CAP) and kwargs == {"timeout": 300}
-    assert args2[2:] == (0.01, 3, 0.1), "a caller's shorter waits are kept"
+    loop = asyncio.get_running_loop()
+
+    async def becomes_running_later() -> None:
+        await asyncio.sleep(0.6)  # by then the wait has grown past 0.4 s (0.05, 0.1, 0.2, 0.4, ...)
+        store["ns/p"] = "Running"
+        changed_at.append(loop.time())
+
+    changer = asyncio.ensure_future(becomes_running_later())
+    began = loop.time()
+    assert await spawner.prompt_backoff(running, "pod did not start", timeout=30) is True
+    noticed = loop.time()
+    await changer
+    assert noticed - changed_at[0] < spawner.POLL_START + 0.05, "noticed right after the change"
+    assert noticed - began < 1.0
+    assert calls <= 8, f"polled {calls} times in 0.6 s: the waits should grow while nothing changes"
+
+
+async def test_the_backoff_times_out_with_the_callers_message() -> None:
+    with pytest.raises(TimeoutError, match="pod did not start"):
+        await spawner.prompt_backoff(lambda: False, "pod did not start", timeout=0.3, timeout_tolerance=0)
+
+
+async def test_a_callers_shorter_waits_are_kept_and_never_lengthened() -> None:
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    def never() -> bool:
+        times.append(loop.time())
+        return False
+
+    with pytest.raises(TimeoutError):
+        await spawner.prompt_backoff(never, "m", 0.01, 1, 0.02, timeout=0.5, timeout_tolerance=0)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) >= 8 and max(gaps) < 0.12, "waits stay near the caller's 0.02 s cap (plus the 0.05 s floor)"
+
+
+async def test_changes_wake_every_waiter_with_one_notify_and_timeouts_leave_nothing() -> None:
+    signal = ChangeSignal()
+    waiters = [asyncio.ensure_future(signal.wait(5)) for _ in range(50)]
+    await asyncio.sleep(0)
+    signal.notify()
+    assert await asyncio.gather(*waiters) == [True] * 50
+    assert await signal.wait(0.01) is False
+    assert signal.changes == 1
+
+
+def test_the_reflector_store_notifies_on_every_write_however_it_is_placed() -> None:
+    signal = ChangeSignal()
+    store = NotifyingStore({"a/x": 1}, signal=signal)
+    store["a/y"] = 2
+    del store["a/x"]
+    store.pop("a/y")
+    store.pop("a/none", None)
+    assert signal.changes == 4 and store == {}
+
+
+async def test_the_pod_reflectors_store_notifies_before_and_after_a_relist() -> None:
+    r = NotifyingPodReflector(namespace=None, omit_namespace=True, labels={"component": "singleuser-server"})
+    assert isinstance(r.resources, NotifyingStore), "even the empty store before the first list"
+    before = POD_CHANGES.changes
+    r.resources = {"nbp-u1/jupyter-u1": {"status": {}}}  # what a relist does
+    assert isinstance(r.resources, NotifyingStore) and "nbp-u1/jupyter-u1" in r.resources
+    r.resources["nbp-u1/jupyter-u1"] = {"status": {"phase": "Running"}}  # and a watch event
+    assert POD_CHANGES.changes == before + 2
 
 
 def test_a_kubespawner_that_renamed_its_helper_is_noticed(monkeypatch) -> None:
