@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hub_spawn.py [--users 50] [--kubeconfig .local/kubeconfig]
         [--hub-url http://10.250.0.1:30080] [--reserve-cpu 0.3] [--no-fit-cap] [--skip-provisioning] [--settle 1]
-        [--no-baseline]
+        [--no-baseline] [--quiet-busy 0.35] [--quiet-timeout 300]
 
 1. Pure figures: form and selector work with 100 PodDefaults.
 2. Namespace provisioning against the real apiserver (in-process, no hub), `--provision-users` users.
@@ -15,6 +15,8 @@
    "listening" log line (the container runtime's timestamp) to split the overhead, the hub's RSS and CPU
    (its process is found through /proc by the container's cgroup) before and after, then stops every
    server (DELETE .../server) and times that.
+   Before the spawns it waits (`--quiet-busy`, at most `--quiet-timeout` s) until the machine's CPUs are at
+   most 35% busy, so a run does not start inside the teardown of the one before it.
    Servers request CPU: the run is capped at what fits on the node, keeping `--reserve-cpu` cores of
    requests free for other users of the cluster (`--no-fit-cap` to spawn anyway, pods then stay Pending).
    At the end, also on failure, Ctrl-C or SIGTERM, the servers are stopped and the users' namespaces (with
@@ -51,7 +53,7 @@ from typing import Any
 import httpx
 import yaml
 from jupyterhub_floor import floor_figures
-from timing import process_figures, summary
+from timing import process_figures, summary, wait_until_quiet
 
 from hub_config import constants as k
 from hub_config.form import configurations, labels_for_selection, render_form
@@ -523,6 +525,9 @@ async def spawn_figures(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(login(r) for r in runs))
         await watch.start()
         await asyncio.sleep(args.settle)  # let the hub settle after the logins (a person reads the form)
+        if args.quiet_busy < 1:  # not inside a previous run's teardown (50 pods, volumes, namespaces going away)
+            out["quiet_wait_s"], out["machine_busy_before"] = await wait_until_quiet(args.quiet_busy,
+                                                                                     args.quiet_timeout)
         before = process_figures(pid)
         out["hub_pid"] = pid
         out["hub_rss_before_mib"] = before["rss_mib"]
@@ -651,6 +656,9 @@ def main() -> None:
                         help="cores of requests to leave free on the node for other users")
     parser.add_argument("--no-fit-cap", action="store_true", help="spawn --users even if they do not fit")
     parser.add_argument("--skip-provisioning", action="store_true")
+    parser.add_argument("--quiet-busy", type=float, default=0.35,
+                        help="before the spawns, wait until the machine's CPUs are at most this busy (1: no wait)")
+    parser.add_argument("--quiet-timeout", type=float, default=300, help="wait at most this long for that")
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds between the last login and the spawns (the hub provisions namespaces at login)")
     parser.add_argument("--skip-spawns", action="store_true")

@@ -33,3 +33,31 @@ def process_figures(pid: int | None) -> dict[str, float | None]:
     rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     ticks = os.sysconf("SC_CLK_TCK")
     return {"rss_mib": rss_kib / 1024, "cpu_s": (int(stat[11]) + int(stat[12])) / ticks}
+
+
+def machine_busy(window: float = 2.0) -> float:
+    """Fraction of all CPUs busy (not idle, not iowait) over `window` seconds, from /proc/stat."""
+    import time
+
+    def read() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(values), values[3] + values[4]
+
+    total0, idle0 = read()
+    time.sleep(window)
+    total1, idle1 = read()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+async def wait_until_quiet(max_busy: float, timeout: float, window: float = 2.0) -> tuple[float, float]:
+    """Waits (at most `timeout` s) until the machine is at most `max_busy` busy over a window, so a run does
+    not start inside the previous run's teardown. Returns (seconds waited, last busy fraction)."""
+    import asyncio
+    import time
+
+    start = time.monotonic()
+    while True:
+        busy = await asyncio.to_thread(machine_busy, window)
+        waited = time.monotonic() - start
+        if busy <= max_busy or waited >= timeout:
+            return waited, busy

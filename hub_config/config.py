@@ -13,6 +13,7 @@ from typing import Any
 from traitlets.config import Config
 
 from hub_config import constants as k
+from hub_config import spawn_gate
 from hub_config.database import is_sqlite_file, use_sqlite_wal
 from hub_config.form import options_from_form
 from hub_config.hooks import make_modify_pod_hook, make_options_form, make_pre_spawn_hook
@@ -94,6 +95,7 @@ def _configure_hub(c: Config, settings: HubSettings, provisioner: Provisioner) -
         c.JupyterHub.services = [culler_service(settings)]
         c.JupyterHub.load_roles = [culler_role(settings)]
     c.JupyterHub.extra_handlers = [(PREVIEW_ROUTE, make_preview_handler(settings, provisioner))]
+    spawn_gate.install(settings.spawn_setup_concurrency, settings.spawn_setup_hold_max)
 
 
 def _configure_spawner(c: Config, settings: HubSettings, provisioner: Provisioner) -> None:

@@ -230,6 +230,11 @@ class HubSettings(BaseSettings):
     # The namespace is provisioned when the user logs in; a start within this many seconds of that (and
     # before any stop) does not provision again. 0: every start provisions fully.
     provision_fresh_seconds: float = Field(default=300.0, ge=0)
+    # Start requests past authentication at once, the rest wait their turn in arrival order
+    # (hub_config/spawn_gate.py). 0: no gate, every request's setup runs interleaved with all others.
+    spawn_setup_concurrency: int = Field(default=10, ge=0)
+    # A start holds its place until its pod create is sent, its request ends, or this many seconds pass.
+    spawn_setup_hold_max: float = Field(default=2.0, gt=0)
 
     # -- per-user namespace ----------------------------------------------------------------------------------
     quota: dict[str, str] = Field(

@@ -39,7 +39,7 @@ from jupyterhub.utils import exponential_backoff, maybe_future
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
 
-from hub_config import kube
+from hub_config import kube, spawn_gate
 from hub_config.event_index import IndexedEventReflector, PodEventIndex
 from hub_config.messages import SpawnError, explain_event, permanent_start_failure, waiting_on_pull
 from hub_config.pod_changes import POD_CHANGES, NotifyingPodReflector
@@ -166,6 +166,7 @@ class NotebookSpawner(KubeSpawner):
         return bool(await super()._make_create_pvc_request(pvc, request_timeout))
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
+        spawn_gate.leave(self)  # the pod create is on its way: the next start may go
         try:
             return bool(await super()._make_create_pod_request(pod, request_timeout))
         except ApiException as e:  # KubeSpawner handles 409 itself; any other refusal ends the spawn
