@@ -2,7 +2,9 @@
 
 The spawner does no work: its start() appends (user, time) to the file named by FLOOR_STARTS and then waits
 until it is stopped, so what a start costs before start() is JupyterHub's own request handling and database
-work. No proxy process is run. The database is sqlite in WAL mode, like the chart's hub (hub_config.database).
+work. (tests/unit/hub/test_hub_spawn_gate_jupyterhub.py runs it with a spawn gate, FLOOR_GATE_WIDTH, and starts
+that hold their place FLOOR_HOLD seconds.) No proxy process is run. The database is sqlite in WAL mode, like
+the chart's hub (hub_config.database).
 """
 
 import asyncio
@@ -13,6 +15,7 @@ import time
 from jupyterhub.proxy import Proxy
 from jupyterhub.spawner import Spawner
 
+from hub_config import spawn_gate
 from hub_config.database import use_sqlite_wal
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (injected by traitlets' config loader)
@@ -37,8 +40,13 @@ class RecordingSpawner(Spawner):
     """Records when JupyterHub hands the start over, then waits to be stopped."""
 
     async def start(self) -> str:  # type: ignore[override]
+        called = time.time()
+        hold = float(os.environ.get("FLOOR_HOLD", "0"))  # tests: a start that takes this long to "create its pod"
+        if hold:
+            await asyncio.sleep(hold)
         with open(os.environ["FLOOR_STARTS"], "a") as f:
-            f.write(json.dumps({"user": self.user.name, "t": time.time()}) + "\n")
+            f.write(json.dumps({"user": self.user.name, "t": called, "left": time.time()}) + "\n")
+        spawn_gate.leave(self)
         self._stopped = asyncio.Event()
         await self._stopped.wait()
         return "http://127.0.0.1:9"
@@ -53,6 +61,8 @@ class RecordingSpawner(Spawner):
 
 
 use_sqlite_wal()
+# The floor has no gate (FLOOR_GATE_WIDTH 0); the gate's tests run this hub with one.
+spawn_gate.install(int(os.environ.get("FLOOR_GATE_WIDTH", "0")), float(os.environ.get("FLOOR_GATE_HOLD_MAX", "2")))
 c.JupyterHub.proxy_class = NoProxy
 c.JupyterHub.spawner_class = RecordingSpawner
 c.JupyterHub.authenticator_class = "dummy"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -27,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,14 @@ async def user_tokens(http: httpx.AsyncClient, admin: dict[str, str], names: lis
     return tokens
 
 
+@dataclass
+class FloorHub:
+    http: httpx.AsyncClient
+    tokens: dict[str, str]
+    starts: Path
+    pid: int
+
+
 async def burst(http: httpx.AsyncClient, tokens: dict[str, str], starts_file: Path,
                 pid: int) -> dict[str, Any]:
     """All users POST their server at once; request -> start() per user, and the hub's CPU for the burst."""
@@ -103,14 +114,15 @@ async def burst(http: httpx.AsyncClient, tokens: dict[str, str], starts_file: Pa
     return out
 
 
-async def floor_figures(users: int) -> dict[str, Any]:
-    """Runs a floor hub, the burst, and stops the hub; the figures as a dict (keys `floor_*`)."""
+@contextlib.asynccontextmanager
+async def floor_hub(users: int, extra_env: dict[str, str] | None = None) -> AsyncIterator[FloorHub]:
+    """Runs a floor hub with `users` users holding a token each; stops it (by its PID) at the end."""
     port = free_port()
     admin_token = secrets.token_hex(24)
     with tempfile.TemporaryDirectory(prefix="floor-hub-") as d:
         starts = Path(d) / "starts.jsonl"
         env = {**os.environ, "FLOOR_DIR": d, "FLOOR_PORT": str(port), "FLOOR_STARTS": str(starts),
-               "FLOOR_ADMIN_TOKEN": admin_token,
+               "FLOOR_ADMIN_TOKEN": admin_token, **(extra_env or {}),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         jupyterhub = Path(sys.executable).parent / "jupyterhub"
         log = open(Path(d) / "jupyterhub.log", "wb")  # noqa: SIM115  (closed after the process ends)
@@ -122,8 +134,7 @@ async def floor_figures(users: int) -> dict[str, Any]:
                 await wait_up(http, proc)
                 admin = {"Authorization": f"token {admin_token}"}
                 tokens = await user_tokens(http, admin, [f"floor-{i}" for i in range(users)])
-                await asyncio.sleep(1)  # let the setup's commits and log lines settle
-                return await burst(http, tokens, starts, proc.pid)
+                yield FloorHub(http, tokens, starts, proc.pid)
         finally:
             proc.terminate()
             try:
@@ -132,6 +143,13 @@ async def floor_figures(users: int) -> dict[str, Any]:
                 proc.kill()
                 proc.wait()
             log.close()
+
+
+async def floor_figures(users: int) -> dict[str, Any]:
+    """Runs a floor hub, the burst, and stops the hub; the figures as a dict (keys `floor_*`)."""
+    async with floor_hub(users) as hub:
+        await asyncio.sleep(1)  # let the setup's commits and log lines settle
+        return await burst(hub.http, hub.tokens, hub.starts, hub.pid)
 
 
 def main() -> None:
