@@ -20,8 +20,9 @@
    Servers request CPU: the run is capped at what fits on the node, keeping `--reserve-cpu` cores of
    requests free for other users of the cluster (`--no-fit-cap` to spawn anyway, pods then stay Pending).
    At the end, also on failure, Ctrl-C or SIGTERM, the servers are stopped and the users' namespaces (with
-   their PVCs) deleted. Hub users themselves stay in the hub's database unless a token with `admin:users`
-   is given (`--admin-token`); a user may not delete itself, so their tokens are revoked instead.
+   their PVCs) deleted. The hub users are deleted too with a token that has `admin:users`: `--admin-token`,
+   or else one the script gets for the chart's first `admin_users` user with the generated admin password
+   (the local install has `admin`); without either, a user may not delete itself, so its token is revoked.
 
 4. Baseline (before the spawns; `--no-baseline` skips it): bench/jupyterhub_floor.py, the same number of
    starts at once in a JupyterHub on loopback whose spawner does nothing (JupyterHub's own per-start work),
@@ -423,8 +424,11 @@ async def hub_facts(api: Any, namespace: str) -> dict[str, Any]:
     pods = await core.list_namespaced_pod(namespace, label_selector=f"{k.COMPONENT_KEY}=hub")
     pod = next(p for p in pods.items if p.status.phase == "Running")
     container_id = pod.status.container_statuses[0].container_id.split("://", 1)[-1]
+    admins = settings.get("admin_users") or []
+    admin = ((admins[0], base64.b64decode(secret.data["admin-password"]).decode())
+             if admins and "admin-password" in secret.data else None)
     return {"password": base64.b64decode(secret.data["shared-password"]).decode(), "settings": settings,
-            "pod_uid": pod.metadata.uid, "container_id": container_id}
+            "admin": admin, "pod_uid": pod.metadata.uid, "container_id": container_id}
 
 
 def smallest_profile(settings: dict[str, Any]) -> tuple[str, float, float]:
@@ -513,6 +517,8 @@ async def spawn_figures(args: argparse.Namespace) -> dict[str, Any]:
     http = httpx.AsyncClient(base_url=args.hub_url, limits=limits, timeout=httpx.Timeout(30),
                              trust_env=False)
     spawn_timeout = float(facts["settings"].get("start_timeout", 300)) + 60
+    admin_token: str | None = args.admin_token
+    admin_token_id = ""
     try:
         sem = asyncio.Semaphore(8)
 
@@ -523,6 +529,8 @@ async def spawn_figures(args: argparse.Namespace) -> dict[str, Any]:
                 run.login_s = time.time() - start
 
         await asyncio.gather(*(login(r) for r in runs))
+        if not admin_token and facts["admin"]:  # the chart's admin (local values): its token deletes the users
+            admin_token, admin_token_id = await get_token(http, *facts["admin"])
         await watch.start()
         await asyncio.sleep(args.settle)  # let the hub settle after the logins (a person reads the form)
         if args.quiet_busy < 1:  # not inside a previous run's teardown (50 pods, volumes, namespaces going away)
@@ -555,7 +563,12 @@ async def spawn_figures(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(1)
         out["hub_rss_after_stop_mib"] = process_figures(pid)["rss_mib"]
     finally:
-        leftover = await cleanup(http, api, runs, args.cleanup_timeout, args.admin_token)
+        leftover = await cleanup(http, api, runs, args.cleanup_timeout, admin_token)
+        out["hub_users_deleted"] = bool(admin_token)
+        if admin_token_id:
+            with contextlib.suppress(httpx.HTTPError):
+                await http.delete(f"/hub/api/users/{facts['admin'][0]}/tokens/{admin_token_id}",
+                                  headers={"Authorization": f"token {admin_token}"})
         await watch.stop()
         await http.aclose()
         await api.close()

@@ -120,6 +120,7 @@ notebook-platform is up ($((SECONDS - t_start)) s for this step).
   Hub:       $url
   Log in:    any user name (e.g. alice), shared password: $password
              (kubectl -n $NAMESPACE get secret $secret -o jsonpath='{.data.shared-password}' | base64 -d)
+  Admin:     user admin, password: kubectl -n $NAMESPACE get secret $secret -o jsonpath='{.data.admin-password}' | base64 -d
   kubectl:   export KUBECONFIG=$KUBECONFIG; export PATH=$BIN:\$PATH
 
 Next steps

@@ -127,9 +127,11 @@ tls.key: {{ $cert.Key | b64enc }}
 {{- end -}}
 
 {{/* The hub settings file: values with the chart's derived URLs filled in where they are null.
-     include "nbp.hub.settings" (dict "root" . "password" <generated shared password>) */}}
+     include "nbp.hub.settings" (dict "root" . "password" <generated shared password>
+                                     "adminPassword" <generated admin password>) */}}
 {{- define "nbp.hub.settings" -}}
 {{- $password := .password -}}
+{{- $adminPassword := .adminPassword -}}
 {{- with .root -}}
 {{- $s := deepCopy .Values.hub.settings -}}
 {{- $ns := .Release.Namespace -}}
@@ -149,6 +151,9 @@ tls.key: {{ $cert.Key | b64enc }}
 {{- end -}}
 {{- if and (not $s.shared_password) (has $s.authenticator_class (list "shared-password" "SharedPasswordAuthenticator")) -}}
 {{- $_ := set $s "shared_password" $password -}}
+{{- end -}}
+{{- if and (not $s.admin_password) $s.admin_users (has $s.authenticator_class (list "shared-password" "SharedPasswordAuthenticator")) -}}
+{{- $_ := set $s "admin_password" $adminPassword -}}
 {{- end -}}
 {{- toYaml $s -}}
 {{- end -}}

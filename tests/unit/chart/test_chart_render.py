@@ -395,3 +395,24 @@ def test_builder_serves_https_from_a_tls_secret_when_one_is_named() -> None:
     plain = find(render(), "Deployment", "-builder")
     assert "BUILDER_TLS_CERT_FILE" not in env_of(plain)
     assert container(plain)["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+
+
+def hub_secret_and_settings(objs: list[dict]) -> tuple[dict, dict]:
+    import yaml
+
+    secret = find(objs, "Secret", "-hub")
+    return secret["data"], yaml.safe_load(base64.b64decode(secret["data"]["settings.yaml"]))
+
+
+def test_admin_users_get_a_generated_admin_password_distinct_from_the_shared_one(default: list[dict]) -> None:
+    data, settings = hub_secret_and_settings(render(set_json={"hub": {"settings": {"admin_users": ["admin"]}}}))
+    admin = base64.b64decode(data["admin-password"]).decode()
+    assert settings["admin_users"] == ["admin"] and settings["admin_password"] == admin
+    assert len(admin) >= 32  # JupyterHub's SharedPasswordAuthenticator refuses shorter admin passwords
+    assert admin != settings["shared_password"]
+    data, settings = hub_secret_and_settings(default)  # no admins: no admin password anywhere
+    assert "admin-password" not in data and settings["admin_password"] is None
+    data, settings = hub_secret_and_settings(render(set_json={"hub": {"settings": {
+        "admin_users": ["root"], "admin_password": "an-operator-chosen-password-of-40-chars!"}}}))
+    assert base64.b64decode(data["admin-password"]).decode() == settings["admin_password"] == \
+        "an-operator-chosen-password-of-40-chars!"
