@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from kubespawner.spawner import EventReflector
-from traitlets import default, validate
+
+from hub_config.reflector_store import TypedStoreReflector
 
 PodKey = tuple[str, str]
 
@@ -71,14 +72,7 @@ class PodEventIndex(dict[str, dict[str, Any]]):
     update = setdefault = clear = popitem = _refuse  # type: ignore[assignment]
 
 
-class IndexedEventReflector(EventReflector):
+class IndexedEventReflector(TypedStoreReflector, EventReflector):
     """EventReflector whose store is a PodEventIndex, whichever way the store is (re)placed."""
 
-    @default("resources")
-    def _empty(self) -> PodEventIndex:
-        return PodEventIndex()
-
-    @validate("resources")
-    def _indexed(self, proposal: Any) -> PodEventIndex:
-        value = proposal["value"]
-        return value if isinstance(value, PodEventIndex) else PodEventIndex(value)
+    store_class = PodEventIndex

@@ -16,7 +16,8 @@ import asyncio
 from typing import Any
 
 from kubespawner.spawner import PodReflector
-from traitlets import default, validate
+
+from hub_config.reflector_store import TypedStoreReflector
 
 
 class ChangeSignal:
@@ -65,16 +66,10 @@ class NotifyingStore(dict[str, Any]):
         return value
 
 
-class NotifyingPodReflector(PodReflector):
+class NotifyingPodReflector(TypedStoreReflector, PodReflector):
     """KubeSpawner's PodReflector whose store is a NotifyingStore, whichever way the store is (re)placed."""
 
-    @default("resources")
-    def _empty(self) -> NotifyingStore:
-        return NotifyingStore()
+    store_class = NotifyingStore
 
-    @validate("resources")
-    def _notifying(self, proposal: Any) -> NotifyingStore:
-        value = proposal["value"]
-        store = value if isinstance(value, NotifyingStore) else NotifyingStore(value)
+    def store_replaced(self, store: dict[str, Any]) -> None:
         POD_CHANGES.notify()  # a relist replaced the store: every waiter looks again
-        return store
