@@ -420,14 +420,17 @@ async def hub_facts(api: Any, namespace: str) -> dict[str, Any]:
     core = client.CoreV1Api(api)
     secrets_ = await core.list_namespaced_secret(namespace, label_selector=f"{k.COMPONENT_KEY}=hub")
     secret = next(s for s in secrets_.items if s.data and "shared-password" in s.data)
-    settings = yaml.safe_load(base64.b64decode(secret.data["settings.yaml"]))
+
+    def text(key: str) -> str:
+        return base64.b64decode(secret.data[key]).decode()
+
+    settings = yaml.safe_load(text("settings.yaml"))
     pods = await core.list_namespaced_pod(namespace, label_selector=f"{k.COMPONENT_KEY}=hub")
     pod = next(p for p in pods.items if p.status.phase == "Running")
     container_id = pod.status.container_statuses[0].container_id.split("://", 1)[-1]
     admins = settings.get("admin_users") or []
-    admin = ((admins[0], base64.b64decode(secret.data["admin-password"]).decode())
-             if admins and "admin-password" in secret.data else None)
-    return {"password": base64.b64decode(secret.data["shared-password"]).decode(), "settings": settings,
+    admin = (admins[0], text("admin-password")) if admins and "admin-password" in secret.data else None
+    return {"password": text("shared-password"), "settings": settings,
             "admin": admin, "pod_uid": pod.metadata.uid, "container_id": container_id}
 
 

@@ -1,10 +1,13 @@
-"""Figures the hub benchmarks share: percentiles of a list of seconds, and a process's RSS and CPU time."""
+"""Figures the hub benchmarks share: percentiles of a list of seconds, a process's RSS and CPU time, and how
+busy the machine is (to start a run on a quiet machine)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import statistics
+import time
 from pathlib import Path
 
 
@@ -37,8 +40,6 @@ def process_figures(pid: int | None) -> dict[str, float | None]:
 
 def machine_busy(window: float = 2.0) -> float:
     """Fraction of all CPUs busy (not idle, not iowait) over `window` seconds, from /proc/stat."""
-    import time
-
     def read() -> tuple[int, int]:
         values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         return sum(values), values[3] + values[4]
@@ -52,9 +53,6 @@ def machine_busy(window: float = 2.0) -> float:
 async def wait_until_quiet(max_busy: float, timeout: float, window: float = 2.0) -> tuple[float, float]:
     """Waits (at most `timeout` s) until the machine is at most `max_busy` busy over a window, so a run does
     not start inside the previous run's teardown. Returns (seconds waited, last busy fraction)."""
-    import asyncio
-    import time
-
     start = time.monotonic()
     while True:
         busy = await asyncio.to_thread(machine_busy, window)
