@@ -15,7 +15,7 @@ from typing import Any
 
 from kubespawner.spawner import EventReflector
 
-from hub_config.reflector_store import TypedStoreReflector
+from hub_config.reflector_store import GroupedStore, TypedStoreReflector
 
 PodKey = tuple[str, str]
 
@@ -27,49 +27,15 @@ def pod_key(event: dict[str, Any]) -> PodKey:
     return namespace, obj.get("name") or ""
 
 
-class PodEventIndex(dict[str, dict[str, Any]]):
-    """The reflector's `namespace/name -> event` dict, plus `about(namespace, pod)`.
+class PodEventIndex(GroupedStore):
+    """The reflector's `namespace/name -> event` dict, plus `about(namespace, pod)`."""
 
-    Only the writes ResourceReflector makes are indexed (item assignment, `pop`, `del`, construction);
-    `update`/`setdefault`/`clear` are refused rather than silently leaving the index stale."""
-
-    def __init__(self, items: dict[str, dict[str, Any]] | None = None) -> None:
-        super().__init__()
-        self._by_pod: dict[PodKey, dict[str, dict[str, Any]]] = {}
-        for key, event in (items or {}).items():
-            self[key] = event
-
-    def __setitem__(self, key: str, event: dict[str, Any]) -> None:
-        self._unindex(key)
-        super().__setitem__(key, event)
-        self._by_pod.setdefault(pod_key(event), {})[key] = event
-
-    def __delitem__(self, key: str) -> None:
-        self._unindex(key)
-        super().__delitem__(key)
-
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
-        self._unindex(key)
-        return super().pop(key, *default)
-
-    def _unindex(self, key: str) -> None:
-        old = self.get(key)
-        if old is None:
-            return
-        bucket = self._by_pod.get(pod_key(old))
-        if bucket is not None:
-            bucket.pop(key, None)
-            if not bucket:
-                del self._by_pod[pod_key(old)]
+    def group_of(self, event: dict[str, Any]) -> PodKey:
+        return pod_key(event)
 
     def about(self, namespace: str, pod_name: str) -> Iterable[dict[str, Any]]:
         """The events about one pod, in the order the reflector stored them."""
-        return list(self._by_pod.get((namespace, pod_name), {}).values())
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("PodEventIndex only supports item assignment, pop and del (the reflector's writes)")
-
-    update = setdefault = clear = popitem = _refuse  # type: ignore[assignment]
+        return self.group((namespace, pod_name))
 
 
 class IndexedEventReflector(TypedStoreReflector, EventReflector):

@@ -2,8 +2,9 @@
 
 Order within one spawn (JupyterHub, then KubeSpawner):
 1. `options_from_form` turns the submitted form into `user_options`;
-2. `pre_spawn_hook` provisions the user's namespace (create or bring up to date), then starts reading the
-   namespace's PodDefaults, which runs while KubeSpawner makes the workspace claim;
+2. `pre_spawn_hook` provisions the user's namespace (create or bring up to date), then, unless the hub's
+   watch-fed copy of the PodDefaults can answer (hub_config.poddefault_cache), starts reading the namespace's
+   PodDefaults, which runs while KubeSpawner makes the workspace claim;
 3. KubeSpawner applies the profile, ensures the workspace PVC and renders the pod;
 4. `modify_pod_hook` adds the labels that make the chosen PodDefaults apply and, when the webhook may not know
    the namespace's PodDefaults yet (provisioning wrote them moments ago) or with `preflight_dry_run`,
@@ -25,6 +26,7 @@ from hub_config import kube
 from hub_config.form import render_options_form
 from hub_config.messages import SpawnError
 from hub_config.namespaces import default_poddefaults
+from hub_config.poddefault_cache import POD_DEFAULTS, PodDefaultCache, poddefaults_for_start
 from hub_config.provisioner import Provisioner
 from hub_config.selectors import SelectionConflict, applied_poddefaults, labels_for_selection
 from hub_config.settings import HubSettings
@@ -52,10 +54,12 @@ def chosen_configurations(user_options: dict[str, Any] | None, settings: HubSett
 PREFETCH_ATTR = "poddefaults_prefetch"
 
 
-def make_pre_spawn_hook(provisioner: Provisioner) -> Callable[[Any], Awaitable[None]]:
+def make_pre_spawn_hook(provisioner: Provisioner, cache: PodDefaultCache | None = None
+                        ) -> Callable[[Any], Awaitable[None]]:
     async def pre_spawn_hook(spawner: Any) -> None:
         """Provisions the user's namespace (or awaits the pass their login started); a refusal becomes a
-        message, not a traceback. Then starts the PodDefault read the pod hook needs."""
+        message, not a traceback. Then starts the live PodDefault read the pod hook needs, unless the hub's
+        copy (hub_config.poddefault_cache) is ready and provisioning did not just write to the namespace."""
         api = spawner.api.api_client
         try:
             await provisioner.ensure(api, spawner.user.name, spawner.namespace)
@@ -63,6 +67,11 @@ def make_pre_spawn_hook(provisioner: Provisioner) -> Callable[[Any], Awaitable[N
             raise SpawnError(f"Could not prepare your namespace {spawner.namespace}: "
                              f"{kube.explain_refusal(e)}") from e
         spawner.namespace_ready = True
+        copy = cache or POD_DEFAULTS
+        copy.start(spawner)
+        if copy.ready() and not provisioner.wrote_poddefaults_within(
+                spawner.namespace, provisioner.settings.preflight_webhook_wait):
+            return  # the pod hook reads the hub's watch-fed copy
         prefetch = asyncio.ensure_future(kube.list_poddefaults(api, spawner.namespace))
         prefetch.add_done_callback(_retrieve)  # a spawn that fails before the pod hook never awaits it
         setattr(spawner, PREFETCH_ATTR, prefetch)
@@ -95,15 +104,16 @@ def label_pod(pod: Any, poddefaults: list[dict[str, Any]], chosen: list[str], ex
     return pod
 
 
-async def label_pod_for_configurations(spawner: Any, pod: Any, settings: HubSettings
-                                       ) -> tuple[Any, list[dict[str, Any]]]:
-    """Reads the namespace's PodDefaults now (the form may be stale) and labels the pod for the choice."""
+async def label_pod_for_configurations(spawner: Any, pod: Any, settings: HubSettings,
+                                       cache: PodDefaultCache | None = None) -> tuple[Any, list[dict[str, Any]]]:
+    """Reads the namespace's PodDefaults now (the form may be stale): the live list the pre-spawn hook started,
+    else the hub's copy (or a live list, hub_config.poddefault_cache); then labels the pod for the choice."""
     chosen = chosen_configurations(spawner.user_options, settings)
+    explicit = k.USER_OPTION_CONFIGURATIONS in (spawner.user_options or {})
     prefetch = getattr(spawner, PREFETCH_ATTR, None)
     setattr(spawner, PREFETCH_ATTR, None)
-    poddefaults = await (prefetch if prefetch is not None else
-                         kube.list_poddefaults(spawner.api.api_client, spawner.namespace))
-    explicit = k.USER_OPTION_CONFIGURATIONS in (spawner.user_options or {})
+    poddefaults = await (prefetch if prefetch is not None else poddefaults_for_start(
+        spawner.api.api_client, spawner.namespace, chosen if explicit else [], cache or POD_DEFAULTS))
     return label_pod(pod, poddefaults, chosen, explicit), poddefaults
 
 
@@ -154,13 +164,13 @@ def add_readiness_probe(pod: Any, base_url: str, port: int) -> Any:
     return pod
 
 
-def make_modify_pod_hook(settings: HubSettings, provisioner: Provisioner | None = None
-                         ) -> Callable[[Any, Any], Awaitable[Any]]:
+def make_modify_pod_hook(settings: HubSettings, provisioner: Provisioner | None = None,
+                         cache: PodDefaultCache | None = None) -> Callable[[Any, Any], Awaitable[Any]]:
     async def modify_pod_hook(spawner: Any, pod: Any) -> Any:
         """Probe and labels; the dry run only when asked for, or when the webhook may not know the namespace's
         PodDefaults yet. Without it, the create itself surfaces any refusal (hub_config.spawner)."""
         pod = add_readiness_probe(pod, spawner.server.base_url, spawner.port)
-        pod, poddefaults = await label_pod_for_configurations(spawner, pod, settings)
+        pod, poddefaults = await label_pod_for_configurations(spawner, pod, settings, cache)
         recent = provisioner is not None and provisioner.wrote_poddefaults_within(
             spawner.namespace, settings.preflight_webhook_wait)
         if settings.preflight_dry_run or recent:

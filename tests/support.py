@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import secrets
@@ -25,7 +26,26 @@ def wait_for(
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value {last!r}")
+    raise _timed_out(timeout, what or predicate, last)
+
+
+async def wait_for_async(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> object:
+    """`wait_for` for a predicate on state the test's own event loop updates (a watch): sleeps without
+    blocking that loop."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise _timed_out(timeout, what or predicate, last)
+
+
+def _timed_out(timeout: float, what: object, last: object) -> AssertionError:
+    return AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
 
 
 def unique_name(prefix: str) -> str:

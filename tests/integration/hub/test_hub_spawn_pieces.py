@@ -198,3 +198,50 @@ async def test_preview_dry_runs_the_pod_and_lists_matching_poddefaults(
     assert summary["poddefaults"] == ["builder"]
     assert summary["resources"]["limits"]["cpu"] == "1"
     assert client.CoreV1Api(kube_api).list_namespaced_pod(ns).items == []
+
+
+async def test_the_hubs_poddefault_copy_follows_the_apiserver_per_namespace(
+    kube_api: Any, poddefault_crd: str, hub_settings: Callable[..., HubSettings],
+    user_factory: Callable[..., tuple[str, str]],
+) -> None:
+    from support import wait_for_async
+
+    from hub_config.poddefault_cache import PodDefaultCache, poddefaults_for_start
+
+    settings = hub_settings()
+    (alice, ns_a), (bob, ns_b) = user_factory("alice"), user_factory("bob")
+    spawner_a, spawner_b = make_spawner(alice, settings), make_spawner(bob, settings)
+    for sp in (spawner_a, spawner_b):
+        await make_pre_spawn_hook(Provisioner(settings, 0))(sp)
+    cache = PodDefaultCache()
+    cache.start(spawner_a)
+    try:
+        await wait_for_async(cache.ready, what="the PodDefault cache's first list")
+
+        def names(ns: str) -> list[str]:
+            return [pd["metadata"]["name"] for pd in cache.in_namespace(ns) or []]
+
+        add_poddefault(kube_api, ns_a, "zz-data", {"matchLabels": {"data": "true"}})
+        add_poddefault(kube_api, ns_a, "aa-env", {"matchLabels": {"env": "true"}})
+        add_poddefault(kube_api, ns_b, "bob-secret", {"matchLabels": {"bob": "true"}})
+        await wait_for_async(lambda: names(ns_a) == ["aa-env", "zz-data"], what="alice's PodDefaults, by name")
+        assert names(ns_b) == ["bob-secret"], "each namespace sees only its own"
+        api = spawner_a.api.api_client
+        assert await poddefaults_for_start(api, ns_a, ["zz-data"], cache) == cache.in_namespace(ns_a)
+
+        custom = client.CustomObjectsApi(kube_api)
+        custom.patch_namespaced_custom_object(k.PODDEFAULT_GROUP, k.PODDEFAULT_VERSION, ns_a, k.PODDEFAULT_PLURAL,
+                                              "zz-data", {"spec": {"desc": "changed"}})
+        await wait_for_async(lambda: [pd["spec"]["desc"] for pd in cache.in_namespace(ns_a) or []] == [
+            "aa-env", "changed"], what="the changed description")
+        custom.delete_namespaced_custom_object(k.PODDEFAULT_GROUP, k.PODDEFAULT_VERSION, ns_a,
+                                               k.PODDEFAULT_PLURAL, "aa-env")
+        await wait_for_async(lambda: names(ns_a) == ["zz-data"], what="the deleted PodDefault gone")
+
+        # applied a moment before a start that chooses it: the start reads live if the copy lacks it
+        add_poddefault(kube_api, ns_b, "just-now", {"matchLabels": {"now": "true"}})
+        got = await poddefaults_for_start(spawner_b.api.api_client, ns_b, ["just-now"], cache)
+        assert [pd["metadata"]["name"] for pd in got] == ["bob-secret", "just-now"]
+    finally:
+        await cache.stop()
+    assert not cache.ready()

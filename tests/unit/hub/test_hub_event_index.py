@@ -47,7 +47,7 @@ def test_the_index_answers_what_a_scan_answers_after_random_writes(seed: int) ->
     assert dict(index) == plain
     for ns, pod in pods:
         assert sorted(map(id, index.about(ns, pod))) == sorted(map(id, scanned(plain, ns, pod)))
-    assert all(index.about(*k) for k in index._by_pod), "no empty buckets are kept"
+    assert all(index.about(*k) for k in index._groups), "no empty buckets are kept"
 
 
 def test_an_event_without_an_object_namespace_belongs_to_its_own_namespace() -> None:

@@ -25,6 +25,7 @@ from hub_config import constants as k
 from hub_config.config import REFLECTOR_REQUEST_TIMEOUT, REFLECTOR_WATCH_SECONDS, configure
 from hub_config.messages import SpawnError
 from hub_config.namespaces import ProvisionResult
+from hub_config.poddefault_cache import PodDefaultCache
 from hub_config.provisioner import Provisioner
 from hub_config.settings import HubSettings
 from hub_config.spawner import NotebookSpawner, pod_events
@@ -180,12 +181,20 @@ class Calls:
         return {"metadata": {"annotations": {k.PODDEFAULT_APPLIED_PREFIX + "builder": "1"}}}
 
 
+class NeverReady(PodDefaultCache):
+    """A PodDefault cache that never starts (tests/unit/hub/test_hub_poddefault_cache.py tests the started one)."""
+
+    def start(self, parent: Any) -> None:
+        pass
+
+
 def spawn_setup(monkeypatch, passes_apply: list[str]) -> tuple[Any, Calls, Provisioner, Any]:
     from kubernetes_asyncio.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec
 
     calls = Calls()
     monkeypatch.setattr(hooks.kube, "list_poddefaults", calls.list_poddefaults)
     monkeypatch.setattr(hooks.kube, "dry_run_pod", calls.dry_run_pod)
+    monkeypatch.setattr(hooks, "POD_DEFAULTS", NeverReady())  # hub_config.poddefault_cache: live reads here
 
     async def ensure(api: Any, username: str, namespace: str, settings: Any) -> ProvisionResult:
         return ProvisionResult(namespace, applied=[f"{kind} {namespace}/x" for kind in passes_apply])
@@ -256,3 +265,64 @@ async def test_kubespawners_reflectors_watch_longer_before_listing_everything_ag
         assert (r.timeout_seconds, r.restart_seconds, r.request_timeout) == (
             REFLECTOR_WATCH_SECONDS, REFLECTOR_WATCH_SECONDS, REFLECTOR_REQUEST_TIMEOUT)
     assert REFLECTOR_REQUEST_TIMEOUT > REFLECTOR_WATCH_SECONDS, "the server ends a watch before the client gives up"
+
+
+# -- the hooks with the hub's PodDefault copy (hub_config.poddefault_cache) ---------------------------------
+
+
+def ready_cache(monkeypatch, poddefaults: list[dict[str, Any]]) -> PodDefaultCache:
+    """A cache around KubeSpawner's real reflector class, listed (with `poddefaults`) and watching."""
+    import kubespawner.reflector as reflector_module
+
+    from hub_config.poddefault_cache import PodDefaultReflector
+
+    monkeypatch.setattr(reflector_module, "shared_client", lambda name: None)
+    reflector = PodDefaultReflector(config=configure(Config(), HubSettings()))
+    reflector.resources = {f"{pd['metadata']['namespace']}/{pd['metadata']['name']}": pd for pd in poddefaults}
+    reflector.first_load_future.set_result(None)
+    reflector.watch_task = asyncio.get_running_loop().create_future()  # pending: the watch runs
+    cache = NeverReady()
+    cache.reflector = reflector
+    assert cache.ready()
+    return cache
+
+
+def in_ns(calls: Calls, ns: str) -> list[dict[str, Any]]:
+    return [{**pd, "metadata": {**pd["metadata"], "namespace": ns}} for pd in calls.poddefaults]
+
+
+async def test_a_start_reads_the_hubs_copy_when_it_is_ready(monkeypatch) -> None:
+    spawner, calls, provisioner, pod = spawn_setup(monkeypatch, ["Namespace"])
+    cache = ready_cache(monkeypatch, in_ns(calls, "nbp-a"))
+    await hooks.make_pre_spawn_hook(provisioner, cache)(spawner)
+    assert getattr(spawner, hooks.PREFETCH_ATTR, None) is None, "no live read started"
+    out = await hooks.make_modify_pod_hook(HubSettings(), provisioner, cache)(spawner, pod)
+    assert out.metadata.labels["builder"] == "true"
+    assert calls.lists == []
+
+
+async def test_a_start_reads_live_when_provisioning_just_wrote_poddefaults(monkeypatch) -> None:
+    spawner, calls, provisioner, pod = spawn_setup(monkeypatch, ["Namespace", k.PODDEFAULT_KIND])
+    cache = ready_cache(monkeypatch, [])  # the copy has not seen the default PodDefault yet
+    await hooks.make_pre_spawn_hook(provisioner, cache)(spawner)
+    out = await hooks.make_modify_pod_hook(HubSettings(preflight_webhook_wait=0), provisioner, cache)(spawner, pod)
+    assert calls.lists == ["nbp-a"] and out.metadata.labels["builder"] == "true"
+
+
+async def test_a_chosen_configuration_missing_from_the_copy_is_read_live(monkeypatch) -> None:
+    spawner, calls, provisioner, pod = spawn_setup(monkeypatch, ["Namespace"])
+    cache = ready_cache(monkeypatch, in_ns(calls, "nbp-other"))  # e.g. applied a moment ago in nbp-a
+    await hooks.make_pre_spawn_hook(provisioner, cache)(spawner)
+    out = await hooks.make_modify_pod_hook(HubSettings(), provisioner, cache)(spawner, pod)
+    assert calls.lists == ["nbp-a"] and out.metadata.labels["builder"] == "true"
+
+
+async def test_an_operator_preselection_absent_from_a_namespace_costs_no_live_read(monkeypatch) -> None:
+    spawner, calls, provisioner, pod = spawn_setup(monkeypatch, ["Namespace"])
+    spawner.user_options = {}  # a REST API start: the operator's preselection applies where it exists
+    settings = HubSettings(preselected_configurations=["gpu-drivers"])
+    cache = ready_cache(monkeypatch, in_ns(calls, "nbp-a"))
+    await hooks.make_pre_spawn_hook(provisioner, cache)(spawner)
+    out = await hooks.make_modify_pod_hook(settings, provisioner, cache)(spawner, pod)
+    assert calls.lists == [] and "gpu-drivers" not in (out.metadata.annotations or {}).get(
+        k.CONFIGURATIONS_ANNOTATION, "")
