@@ -32,12 +32,13 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import kubespawner.spawner as kubespawner_module
 from jupyterhub.utils import exponential_backoff, maybe_future
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
+from traitlets import default
 
 from hub_config import kube, spawn_gate
 from hub_config.event_index import IndexedEventReflector, PodEventIndex
@@ -126,10 +127,25 @@ class NotebookSpawner(KubeSpawner):
     `start_timeout`. JupyterHub then stops the server (the pod is deleted; the workspace stays) and shows the
     reason on the spawn page."""
 
+    # The hub's own namespace, read once per process (see `_namespace_default`).
+    _hub_namespace: ClassVar[str | None] = None
     # Set by the pre-spawn hook once it has made sure the namespace exists; consumed by the next start.
     namespace_ready: bool = False
     # Set when the login made (or found) the workspace claim; the next start then skips its create.
     workspace_ready: bool = False
+
+    @default("namespace")
+    def _namespace_default(self) -> str:
+        """KubeSpawner's answer (the service account's namespace file, else "default"), read once per process.
+
+        KubeSpawner also calls this on every template expansion (`hub_namespace` is one of the fields), and it
+        expands every env var, label, annotation, volume and mount of a pod one string at a time: with 50
+        starts at once, re-reading that file was an eighth of the hub's wall time in the burst (py-spy,
+        docs/benchmarks.md). The hub's namespace cannot change while it runs."""
+        cls = NotebookSpawner
+        if cls._hub_namespace is None:
+            cls._hub_namespace = str(KubeSpawner._namespace_default.func(self))  # type: ignore[attr-defined]
+        return cls._hub_namespace
 
     @property
     def events(self) -> list[dict[str, Any]]:  # type: ignore[override]

@@ -13,6 +13,7 @@ import random
 from types import SimpleNamespace
 from typing import Any
 
+import kubespawner.spawner as kubespawner_module
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
@@ -326,3 +327,27 @@ async def test_an_operator_preselection_absent_from_a_namespace_costs_no_live_re
     out = await hooks.make_modify_pod_hook(settings, provisioner, cache)(spawner, pod)
     assert calls.lists == [] and "gpu-drivers" not in (out.metadata.annotations or {}).get(
         k.CONFIGURATIONS_ANNOTATION, "")
+
+
+# -- KubeSpawner's template expansion ----------------------------------------------------------------------
+
+
+async def test_the_hub_namespace_is_read_once_per_process_not_once_per_template(monkeypatch) -> None:
+    reads: list[int] = []
+    kubespawners = KubeSpawner.__dict__["_namespace_default"].func
+
+    def counted(self: Any) -> str:
+        reads.append(1)
+        return str(kubespawners(self))
+
+    monkeypatch.setattr(KubeSpawner.__dict__["_namespace_default"], "func", counted)
+    monkeypatch.setattr(NotebookSpawner, "_hub_namespace", None)
+    monkeypatch.setattr(kubespawner_module, "load_config", lambda **kwargs: None)  # no cluster here
+    monkeypatch.setattr(kubespawner_module, "shared_client", lambda name: None)
+    user = SimpleNamespace(name="Ada.Lovelace", id=7, url="/user/Ada.Lovelace/")
+    spawners = [NotebookSpawner(_mock=True, user=user, config=configure(Config(), HubSettings())) for _ in range(3)]
+    expanded = {s._expand_user_properties("{hubnamespace}/{username}") for s in spawners for _ in range(50)}
+    assert len(reads) == 1, "KubeSpawner's own read ran once for 150 expansions in 3 spawners"
+    assert expanded == {f"{'user' if kubespawners(spawners[0]) == 'default' else kubespawners(spawners[0])}/"
+                        f"{spawners[0]._expand_user_properties('{username}')}"}
+    assert spawners[0].namespace.startswith(HubSettings().namespace_prefix), "user namespaces are unaffected"
