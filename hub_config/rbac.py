@@ -29,6 +29,7 @@ HUB_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
      "verbs": ["get", "create", "patch"]},
     {"apiGroups": [k.BUILDER_API_GROUP], "resources": [k.BUILDER_RESOURCE], "verbs": list(k.BUILDER_VERBS)},
+    # The default PodDefaults of each namespace; list/watch in all namespaces for hub_config.poddefault_cache.
     {"apiGroups": [k.PODDEFAULT_GROUP], "resources": [k.PODDEFAULT_PLURAL],
      "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
 ]

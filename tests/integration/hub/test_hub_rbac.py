@@ -1,4 +1,5 @@
-"""The hub's ClusterRole is enough to provision, list PodDefaults and dry-run pods, and no more is needed."""
+"""The hub's ClusterRole is enough to provision, list and watch PodDefaults and dry-run pods, and no more is
+needed."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ async def test_hub_cluster_role_suffices_for_provisioning_and_dry_run(
     user_factory: Callable[..., tuple[str, str]],
 ) -> None:
     from kubernetes_asyncio import config as aconfig
-    from kubernetes_asyncio.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec
+    from kubernetes_asyncio.client import CustomObjectsApi, V1Container, V1ObjectMeta, V1Pod, V1PodSpec
+
+    from hub_config.poddefault_cache import PodDefaultsApi
 
     api = await aconfig.new_client_from_config(config_file=str(cluster.kubeconfig))
     api.set_default_header("Impersonate-User", hub_identity)
@@ -56,5 +59,14 @@ async def test_hub_cluster_role_suffices_for_provisioning_and_dry_run(
         pod = V1Pod(metadata=V1ObjectMeta(name="probe"),
                     spec=V1PodSpec(containers=[V1Container(name="notebook", image="x")]))
         assert (await kube.dry_run_pod(api, ns, pod))["metadata"]["namespace"] == ns
+        # the hub's PodDefault copy lists, then watches, every namespace's (hub_config.poddefault_cache)
+        pds = PodDefaultsApi(CustomObjectsApi(api))
+        listed = await pds.list_poddefault_for_all_namespaces(label_selector="", field_selector="")
+        assert (ns, "builder") in {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in listed["items"]}
+        watched = await pds.list_poddefault_for_all_namespaces(
+            watch=True, timeout_seconds=1, resource_version=listed["metadata"]["resourceVersion"],
+            _preload_content=False)
+        assert watched.status == 200
+        watched.release()
     finally:
         await api.close()
