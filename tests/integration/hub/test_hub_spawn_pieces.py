@@ -49,6 +49,18 @@ def add_poddefault(kube_api: Any, ns: str, name: str, selector: dict[str, Any], 
                                                                       "value": "1"}]}})
 
 
+async def alice_and_bob(settings: HubSettings, user_factory: Callable[..., tuple[str, str]]
+                        ) -> list[tuple[Any, str]]:
+    """Two users whose namespaces the pre-spawn hook provisioned: [(spawner, namespace)] for alice, then bob."""
+    out = []
+    for who in ("alice", "bob"):
+        username, ns = user_factory(who)
+        spawner = make_spawner(username, settings)
+        await make_pre_spawn_hook(Provisioner(settings, 0))(spawner)
+        out.append((spawner, ns))
+    return out
+
+
 async def test_spawner_namespace_is_the_provisioned_one(
     hub_settings: Callable[..., HubSettings], user_factory: Callable[..., tuple[str, str]],
 ) -> None:
@@ -61,10 +73,7 @@ async def test_form_for_one_user_never_lists_another_users_poddefaults(
     user_factory: Callable[..., tuple[str, str]],
 ) -> None:
     settings = hub_settings()
-    (alice, ns_a), (bob, ns_b) = user_factory("alice"), user_factory("bob")
-    spawner_a, spawner_b = make_spawner(alice, settings), make_spawner(bob, settings)
-    for sp in (spawner_a, spawner_b):
-        await make_pre_spawn_hook(Provisioner(settings, 0))(sp)
+    (spawner_a, ns_a), (spawner_b, ns_b) = await alice_and_bob(settings, user_factory)
     add_poddefault(kube_api, ns_a, "alice-data", {"matchLabels": {"alice-data": "true"}})
     add_poddefault(kube_api, ns_b, "bob-secret", {"matchExpressions": [{"key": "bob", "operator": "Exists"}]},
                    desc="<script>alert('bob')</script>")
@@ -209,10 +218,7 @@ async def test_the_hubs_poddefault_copy_follows_the_apiserver_per_namespace(
     from hub_config.poddefault_cache import PodDefaultCache, poddefaults_for_start
 
     settings = hub_settings()
-    (alice, ns_a), (bob, ns_b) = user_factory("alice"), user_factory("bob")
-    spawner_a, spawner_b = make_spawner(alice, settings), make_spawner(bob, settings)
-    for sp in (spawner_a, spawner_b):
-        await make_pre_spawn_hook(Provisioner(settings, 0))(sp)
+    (spawner_a, ns_a), (spawner_b, ns_b) = await alice_and_bob(settings, user_factory)
     cache = PodDefaultCache()
     cache.start(spawner_a)
     try:
