@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -108,8 +108,12 @@ async def list_poddefaults(api: client.ApiClient, namespace: str) -> list[dict[s
         if e.status == 404:
             return []
         raise
-    items = list(resp.get("items", []))
-    return sorted(items, key=lambda pd: pd.get("metadata", {}).get("name", ""))
+    return by_name(resp.get("items", []))
+
+
+def by_name(poddefaults: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PodDefaults sorted by name: the order the form and a start see, from a live list or the hub's copy."""
+    return sorted(poddefaults, key=lambda pd: (pd.get("metadata") or {}).get("name", ""))
 
 
 async def prune_default_poddefaults(api: client.ApiClient, namespace: str, keep: set[str]) -> list[str]:

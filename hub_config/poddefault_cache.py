@@ -40,11 +40,6 @@ def namespace_of(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("namespace") or "")
 
 
-def by_name(poddefaults: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sorted as kube.list_poddefaults sorts, so the cache and a live list give the same answer."""
-    return sorted(poddefaults, key=lambda pd: (pd.get("metadata") or {}).get("name", ""))
-
-
 class PodDefaultStore(GroupedStore):
     """`namespace/name -> PodDefault`, grouped by namespace."""
 
@@ -124,7 +119,7 @@ class PodDefaultCache:
         if not self.ready():
             return None
         assert self.reflector is not None
-        return by_name(self.reflector.resources.group(namespace))
+        return kube.by_name(self.reflector.resources.group(namespace))
 
     async def stop(self) -> None:
         if self._starting is not None:

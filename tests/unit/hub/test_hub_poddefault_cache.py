@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hub_config import kube
 from hub_config import poddefault_cache as pc
 
 
@@ -29,13 +30,13 @@ def test_the_namespace_groups_answer_what_a_scan_answers_after_random_writes(see
             assert store.pop(key, None) is plain.pop(key, None)
     for i in range(6):
         ns = f"nbp-u{i}"
-        assert pc.by_name(store.group(ns)) == pc.by_name(o for o in plain.values() if pc.namespace_of(o) == ns)
+        assert kube.by_name(store.group(ns)) == kube.by_name(o for o in plain.values() if pc.namespace_of(o) == ns)
     assert pc.PodDefaultStore(plain).group("nbp-u0") == pc.PodDefaultStore(dict(plain)).group("nbp-u0")
 
 
 def test_sorted_by_name_as_a_live_list_is() -> None:
     store = pc.PodDefaultStore({"a/zeta": pd("a", "zeta"), "a/alpha": pd("a", "alpha"), "b/beta": pd("b", "beta")})
-    assert [o["metadata"]["name"] for o in pc.by_name(store.group("a"))] == ["alpha", "zeta"]
+    assert [o["metadata"]["name"] for o in kube.by_name(store.group("a"))] == ["alpha", "zeta"]
     assert store.group("nobody") == []
 
 
