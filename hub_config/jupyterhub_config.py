@@ -5,8 +5,11 @@ Operator settings come from `HUB_*` environment variables and the values file na
 `c.KubeSpawner.*` and authenticator traits. Anything below this call may override them, KubeSpawner style.
 """
 
+from hub_config import gc_policy
 from hub_config.config import configure
 from hub_config.settings import load_settings
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (injected by traitlets' config loader)
-configure(c, load_settings())
+settings = load_settings()
+configure(c, settings)
+gc_policy.start(gc_policy.GcPolicy.from_settings(settings))

@@ -236,6 +236,14 @@ class HubSettings(BaseSettings):
     # A start holds its place until its pod create is sent, its request ends, or this many seconds pass.
     spawn_setup_hold_max: float = Field(default=2.0, gt=0)
 
+    # Every this many seconds the hub collects garbage created since the last pass and freezes the survivors,
+    # so the collector's automatic full collections skip its long-lived objects (hub_config/gc_policy.py).
+    # 0: CPython's default collection only.
+    gc_freeze_seconds: float = Field(default=60.0, ge=0)
+    # Every this many passes (when no start or stop is pending) one full collection, which also reclaims
+    # cycles among frozen objects. 0: never.
+    gc_full_every: int = Field(default=60, ge=0)
+
     # -- per-user namespace ----------------------------------------------------------------------------------
     quota: dict[str, str] = Field(
         default_factory=lambda: {
