@@ -13,7 +13,7 @@ from typing import Any
 from traitlets.config import Config
 
 from hub_config import constants as k
-from hub_config import spawn_gate
+from hub_config import gc_policy, spawn_gate
 from hub_config.database import is_sqlite_file, use_sqlite_wal
 from hub_config.form import options_from_form
 from hub_config.hooks import make_modify_pod_hook, make_options_form, make_pre_spawn_hook
@@ -22,7 +22,7 @@ from hub_config.namespaces import managed_labels, namespace_template
 from hub_config.preview import PREVIEW_ROUTE, make_preview_handler
 from hub_config.profiles import profile_list
 from hub_config.provisioner import Provisioner, make_post_auth_hook
-from hub_config.settings import HubSettings
+from hub_config.settings import HubSettings, load_settings
 
 SPAWNER_CLASS = "hub_config.spawner.NotebookSpawner"
 # KubeSpawner's shared pod and event reflectors (all namespaces) list everything again whenever their watch
@@ -159,4 +159,13 @@ def configure(c: Config, settings: HubSettings) -> Config:
     _configure_auth(c, settings, provisioner)
     _configure_spawner(c, settings, provisioner)
     _configure_storage(c, settings)
+    return c
+
+
+def configure_hub(c: Config) -> Config:
+    """What a hub's config file calls: the settings from the environment, their traits, and, on the hub's
+    running event loop, its garbage-collector policy (hub_config/gc_policy.py)."""
+    settings = load_settings()
+    configure(c, settings)
+    gc_policy.start(gc_policy.GcPolicy.from_settings(settings))
     return c

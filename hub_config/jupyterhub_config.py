@@ -1,15 +1,11 @@
 """JupyterHub configuration for notebook-platform: `jupyterhub -f /path/to/hub_config/jupyterhub_config.py`.
 
 Operator settings come from `HUB_*` environment variables and the values file named by `HUB_SETTINGS_FILE`
-(see hub_config/settings.py and docs/hub.md); `configure` turns them into ordinary `c.JupyterHub.*`,
+(see hub_config/settings.py and docs/hub.md); `configure_hub` turns them into ordinary `c.JupyterHub.*`,
 `c.KubeSpawner.*` and authenticator traits. Anything below this call may override them, KubeSpawner style.
 """
 
-from hub_config import gc_policy
-from hub_config.config import configure
-from hub_config.settings import load_settings
+from hub_config.config import configure_hub
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (injected by traitlets' config loader)
-settings = load_settings()
-configure(c, settings)
-gc_policy.start(gc_policy.GcPolicy.from_settings(settings))
+configure_hub(c)

@@ -367,7 +367,7 @@ def test_hub_db_volume_survives_uninstall(default: list[dict]) -> None:
 def test_hub_extra_config_is_mounted_next_to_the_config(all_on: list[dict]) -> None:
     cm = find(all_on, "ConfigMap", "-hub")["data"]
     assert set(cm) == {"jupyterhub_config.py", "extra-10-logout.py", "extra-20-shutdown.py"}
-    assert "configure(c, load_settings())" in cm["jupyterhub_config.py"]
+    assert "configure_hub(c)" in cm["jupyterhub_config.py"]
     compile(cm["jupyterhub_config.py"], "jupyterhub_config.py", "exec")
 
 

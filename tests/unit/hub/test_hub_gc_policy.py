@@ -166,3 +166,23 @@ def test_hub_busy_reads_pending_servers_of_the_running_hub() -> None:
         assert gp.hub_busy() is True
     finally:
         JupyterHub.clear_instance()
+
+
+def gc_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "gc-policy" and not t.done()]
+
+
+async def test_the_hub_config_file_starts_the_policy_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from traitlets.config import Config
+
+    from hub_config.config import SPAWNER_CLASS, configure_hub
+
+    monkeypatch.delenv("HUB_SETTINGS_FILE", raising=False)
+    monkeypatch.setenv("HUB_GC_FREEZE_SECONDS", "0")
+    assert configure_hub(Config()).JupyterHub.spawner_class == SPAWNER_CLASS
+    assert gc_tasks() == []
+    monkeypatch.setenv("HUB_GC_FREEZE_SECONDS", "30")
+    configure_hub(Config())
+    started = gc_tasks()
+    assert len(started) == 1
+    started[0].cancel()
