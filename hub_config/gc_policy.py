@@ -3,9 +3,9 @@
 Why: a full (oldest-generation) collection walks every object the collector tracks, and while it runs no
 request, watch event or start moves. The hub tracks ~270k objects after its imports and ~400-460k once it has
 served a few hundred starts: its database rows, KubeSpawner's reflector copies of pods, events and PodDefaults
-(re-listed every watch period). A full collection took 100-750 ms on a quiet node and up to 2.8 s during a
-burst of starts; each reflector re-list allocated enough to set one off (docs/benchmarks.md). Nearly all of
-those objects live long, so walking them again and again finds nothing.
+(re-listed every watch period). A full collection took 100-750 ms, and up to 2.8 s on a busy node; they came
+in pairs every 60 s, the reflectors' re-list period (docs/benchmarks.md). Nearly all of those objects live
+long, so walking them again and again finds nothing.
 
 The policy: every `gc_freeze_seconds`, collect what is new since the last pass and move the survivors to the
 collector's permanent generation (`gc.freeze`), which later collections skip; the automatic collections then
