@@ -115,6 +115,19 @@ preflight() {
   for b in $NODE_BINARIES; do [ -x "$BIN/$b" ] || nb+=("$b"); done
   [ ${#nb[@]} -eq 0 ] || ndie "missing binaries in .local/bin: ${nb[*]}; build them with 'hack/build.sh k8s tools node'"
   apiserver_ready || ndie "the control plane is not running; start it with 'make cluster' (or 'hack/cluster.sh up')"
+  disk_check
+}
+
+# The kubelet evicts every pod once less than 1 GiB is free under .local (hack/node/kubelet.yaml), and a
+# cold `make up` writes a few GiB (images, registry, Kaniko layers): say so before starting, not after.
+MIN_FREE_MIB=${NBP_MIN_FREE_MIB:-4096}
+disk_check() {
+  local free
+  free=$(df -Pm "$LOCAL" | awk 'NR == 2 { print $4 }')
+  nsay "disk: $free MiB free under .local"
+  [ "$free" -ge "$MIN_FREE_MIB" ] || ndie "only $free MiB free under .local; the node needs about $MIN_FREE_MIB MiB \
+(images, registry, build layers) and its kubelet evicts every pod below 1 GiB; free some space \
+or lower NBP_MIN_FREE_MIB at your own risk"
 }
 
 # ---------------------------------------------------------------------------------------------- host

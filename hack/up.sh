@@ -32,6 +32,18 @@ fail() {  # fail STEP LOG
   [ -f "$2" ] && tail -n 20 "$2" | sed 's/^/  | /' >&2
   exit 1
 }
+# diagnose DEPLOYMENT: what a Deployment that never got Ready waits on; the node's conditions and free disk
+# last, so they are what `fail` shows (evicted pods are a node under pressure, not a broken pod).
+diagnose() {
+  kubectl -n "$NAMESPACE" describe deployment "$1"
+  kubectl -n "$NAMESPACE" get pods -o wide
+  echo "pods that did not run, and why:"
+  kubectl -n "$NAMESPACE" get pods --field-selector=status.phase=Failed \
+    -o 'jsonpath={range .items[*]}{.metadata.name}: {.status.reason}: {.status.message}{"\n"}{end}' | sort -k2 | uniq -f1 -c
+  echo "disk under .local:"; df -h "$LOCAL"
+  echo "node conditions:"
+  kubectl get nodes -o 'jsonpath={range .items[*].status.conditions[*]}{.type}={.status} ({.reason}: {.message}){"\n"}{end}'
+}
 mkdir -p "$UP_LOGS"
 t_start=$SECONDS
 
@@ -87,8 +99,7 @@ for d in "${deployments[@]}"; do
   r0=$SECONDS
   while :; do
     left=$((deadline - SECONDS))
-    [ "$left" -gt 0 ] || { kubectl -n "$NAMESPACE" describe deployment "$d" >> "$log" 2>&1;
-                           kubectl -n "$NAMESPACE" get pods -o wide >> "$log" 2>&1; fail "ready: $d" "$log"; }
+    [ "$left" -gt 0 ] || { diagnose "$d" >> "$log" 2>&1; fail "ready: $d" "$log"; }
     if kubectl -n "$NAMESPACE" rollout status "deployment/$d" --timeout="$((left < 15 ? left : 15))s" >> "$log" 2>&1; then
       break
     fi
