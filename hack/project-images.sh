@@ -153,4 +153,8 @@ YAML
   digest=$(kubectl -n "$NS" get pods -l "job-name=$job" \
     -o 'jsonpath={.items[0].status.containerStatuses[0].state.terminated.message}')
   psay "$target: $REGISTRY/notebook-platform/$target:$tag ($digest) built by Kaniko in $((SECONDS - b0)) s"
+  # Its log is saved and the image pushed: the finished Kaniko container's writable layer (the unpacked base
+  # and every stage, 1-2 GiB for the hub and notebook images) would otherwise stay on disk until the next
+  # build of this target. A failed Job stays for inspection.
+  kubectl -n "$NS" delete job "$job" --wait=false >/dev/null
 done
