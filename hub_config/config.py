@@ -13,7 +13,7 @@ from typing import Any
 from traitlets.config import Config
 
 from hub_config import constants as k
-from hub_config import gc_policy, spawn_gate
+from hub_config import gc_policy, spawn_gate, warm_up
 from hub_config.database import is_sqlite_file, use_sqlite_wal
 from hub_config.form import options_from_form
 from hub_config.hooks import make_modify_pod_hook, make_options_form, make_pre_spawn_hook
@@ -164,8 +164,10 @@ def configure(c: Config, settings: HubSettings) -> Config:
 
 def configure_hub(c: Config) -> Config:
     """What a hub's config file calls: the settings from the environment, their traits, and, on the hub's
-    running event loop, its garbage-collector policy (hub_config/gc_policy.py)."""
+    running event loop, its garbage-collector policy (hub_config/gc_policy.py) and the start of its watches
+    (hub_config/warm_up.py)."""
     settings = load_settings()
     configure(c, settings)
     gc_policy.start(gc_policy.GcPolicy.from_settings(settings))
+    warm_up.start()
     return c

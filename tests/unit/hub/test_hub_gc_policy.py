@@ -186,3 +186,7 @@ async def test_the_hub_config_file_starts_the_policy_from_the_settings(monkeypat
     started = gc_tasks()
     assert len(started) == 1
     started[0].cancel()
+    warm_ups = [t for t in asyncio.all_tasks() if t.get_name() == "hub-warm-up"]
+    assert len(warm_ups) == 2  # one per configure_hub: the hub loads its config once
+    for t in warm_ups:
+        t.cancel()

@@ -1,0 +1,88 @@
+"""The hub's watches start when the hub does, not inside the first burst of starts after it.
+
+KubeSpawner starts its shared pod and event reflectors on the first start that needs them, and so did the
+hub's PodDefault copy (hub_config.poddefault_cache). Each one's first act is a list of everything it watches
+in all namespaces: after an evening of benchmarks the local cluster held 4,000 Pod events, 5.4 MB of JSON.
+Listed and indexed inside a burst of 50 starts, that made the first burst after a hub restart cost 1.33 s
+of overhead at the median against 0.72-0.99 s for the bursts after it (docs/benchmarks.md).
+
+Here a spawner that belongs to no user, and is never started, starts them a few seconds after the hub's
+config is loaded. If that fails (the apiserver is away, RBAC is missing), the first real start tries again
+the usual way and reports the error there: a warm-up must not be what stops a hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DELAY_SECONDS = 2.0  # after the config is loaded: the hub's own initialisation runs first
+
+
+@dataclass(frozen=True)
+class NoUser:
+    """What KubeSpawner's constructor reads of a user (its name templates), for a spawner never started."""
+
+    name: str = "hub-warm-up"
+    id: int = 0
+    url: str = ""
+
+
+async def warm_up(spawner: Any, start_poddefaults: Callable[[Any], None]) -> None:
+    """Starts the spawner class's shared reflectors (KubeSpawner keeps them on the class, so every later
+    start finds them running) and the PodDefault copy."""
+    await spawner._start_watching_pods()
+    if spawner.events_enabled:
+        await spawner._start_watching_events()
+    start_poddefaults(spawner)
+
+
+async def run(make_spawner: Callable[[], Any], start_poddefaults: Callable[[Any], None],
+              delay: float = DELAY_SECONDS, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> bool:
+    """Waits `delay`, then warms up; True when every watch is running. Never raises but CancelledError:
+    KubeSpawner ends the process (sys.exit) when a reflector fails to start, which is its answer for a
+    real start, not for this one."""
+    await sleep(delay)
+    try:
+        await warm_up(make_spawner(), start_poddefaults)
+    except asyncio.CancelledError:
+        raise
+    except (Exception, SystemExit) as e:  # KubeSpawner calls sys.exit when a reflector fails to start
+        log.warning("the hub's watches did not start ahead of the first spawn (it will start them): %r", e)
+        return False
+    log.info("the hub's pod, event and PodDefault watches are running")
+    return True
+
+
+def hub_spawner() -> Any:
+    """A spawner of the running hub's class and config, for no user: its reflectors are the class's."""
+    from jupyterhub.app import JupyterHub
+
+    app = JupyterHub.instance()
+    return app.spawner_class(config=app.config, user=NoUser(), hub=app.hub)
+
+
+_TASKS: set[asyncio.Task[bool]] = set()
+
+
+def start(make_spawner: Callable[[], Any] = hub_spawner,
+          start_poddefaults: Callable[[Any], None] | None = None) -> asyncio.Task[bool] | None:
+    """Schedules the warm-up on the running event loop (the hub loads its config inside it); None without
+    one (a config loaded by another tool)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    if start_poddefaults is None:
+        from hub_config.poddefault_cache import POD_DEFAULTS
+
+        start_poddefaults = POD_DEFAULTS.start
+    task = loop.create_task(run(make_spawner, start_poddefaults), name="hub-warm-up")
+    _TASKS.add(task)  # the loop keeps only a weak reference to tasks
+    task.add_done_callback(_TASKS.discard)
+    return task
