@@ -168,6 +168,7 @@ def configure_hub(c: Config) -> Config:
     (hub_config/warm_up.py)."""
     settings = load_settings()
     configure(c, settings)
-    gc_policy.start(gc_policy.GcPolicy.from_settings(settings))
-    warm_up.start()
+    policy = gc_policy.GcPolicy.from_settings(settings)
+    gc_policy.start(policy)
+    warm_up.start(then=gc_policy.freeze_unless_busy if policy.period_seconds > 0 else None)
     return c

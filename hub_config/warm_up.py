@@ -43,8 +43,10 @@ async def warm_up(spawner: Any, start_poddefaults: Callable[[Any], None]) -> Non
 
 
 async def run(make_spawner: Callable[[], Any], start_poddefaults: Callable[[Any], None],
-              delay: float = DELAY_SECONDS, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> bool:
-    """Waits `delay`, then warms up; True when every watch is running. Never raises but CancelledError:
+              then: Callable[[], object] | None = None, delay: float = DELAY_SECONDS,
+              sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> bool:
+    """Waits `delay`, then warms up, then calls `then` (the hub: freeze the new objects for the garbage
+    collector, hub_config.gc_policy); True when every watch is running. Never raises but CancelledError:
     KubeSpawner ends the process (sys.exit) when a reflector fails to start, which is its answer for a
     real start, not for this one."""
     await sleep(delay)
@@ -56,6 +58,8 @@ async def run(make_spawner: Callable[[], Any], start_poddefaults: Callable[[Any]
         log.warning("the hub's watches did not start ahead of the first spawn (it will start them): %r", e)
         return False
     log.info("the hub's pod, event and PodDefault watches are running")
+    if then is not None:
+        then()
     return True
 
 
@@ -70,8 +74,8 @@ def hub_spawner() -> Any:
 _TASKS: set[asyncio.Task[bool]] = set()
 
 
-def start(make_spawner: Callable[[], Any] = hub_spawner,
-          start_poddefaults: Callable[[Any], None] | None = None) -> asyncio.Task[bool] | None:
+def start(make_spawner: Callable[[], Any] = hub_spawner, start_poddefaults: Callable[[Any], None] | None = None,
+          then: Callable[[], object] | None = None) -> asyncio.Task[bool] | None:
     """Schedules the warm-up on the running event loop (the hub loads its config inside it); None without
     one (a config loaded by another tool)."""
     try:
@@ -82,7 +86,7 @@ def start(make_spawner: Callable[[], Any] = hub_spawner,
         from hub_config.poddefault_cache import POD_DEFAULTS
 
         start_poddefaults = POD_DEFAULTS.start
-    task = loop.create_task(run(make_spawner, start_poddefaults), name="hub-warm-up")
+    task = loop.create_task(run(make_spawner, start_poddefaults, then), name="hub-warm-up")
     _TASKS.add(task)  # the loop keeps only a weak reference to tasks
     task.add_done_callback(_TASKS.discard)
     return task

@@ -168,6 +168,20 @@ def test_hub_busy_reads_pending_servers_of_the_running_hub() -> None:
         JupyterHub.clear_instance()
 
 
+def test_freeze_unless_busy_freezes_what_is_new_only_on_a_quiet_hub() -> None:
+    def broken() -> bool:
+        raise RuntimeError("no hub")
+
+    kept = [Node() for _ in range(100)]
+    assert gp.freeze_unless_busy(busy=lambda: True) is False
+    assert gp.freeze_unless_busy(busy=broken) is False
+    assert gc.get_freeze_count() == 0
+    garbage = dropped_cycle()
+    assert gp.freeze_unless_busy(busy=lambda: False) is True
+    assert garbage() is None  # collected first
+    assert gc.get_freeze_count() >= len(kept)  # then the survivors frozen
+
+
 def gc_tasks() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name() == "gc-policy" and not t.done()]
 

@@ -32,12 +32,15 @@ async def no_sleep(_: float) -> None:
     return None
 
 
-async def test_it_starts_pods_then_events_then_the_poddefault_copy() -> None:
+async def test_it_starts_pods_then_events_then_the_poddefault_copy_then_calls_then() -> None:
     spawner = Spawner()
     copies: list[Any] = []
-    assert await warm_up.run(lambda: spawner, copies.append, sleep=no_sleep) is True
+    after: list[list[str]] = []
+    assert await warm_up.run(lambda: spawner, copies.append, then=lambda: after.append(list(spawner.started)),
+                             sleep=no_sleep) is True
     assert spawner.started == ["pods", "events"]
     assert copies == [spawner]
+    assert after == [["pods", "events"]]  # once, after every watch started
 
 
 async def test_without_events_enabled_the_event_watch_is_left_alone() -> None:
@@ -51,7 +54,8 @@ async def test_a_failed_start_is_logged_and_never_ends_the_hub(failure: BaseExce
                                                               caplog: pytest.LogCaptureFixture) -> None:
     spawner = Spawner(fail=failure)
     copies: list[Any] = []
-    assert await warm_up.run(lambda: spawner, copies.append, sleep=no_sleep) is False
+    assert await warm_up.run(lambda: spawner, copies.append, then=lambda: copies.append("then"),
+                             sleep=no_sleep) is False
     assert copies == []  # nothing after the failure
     assert "did not start ahead of the first spawn" in caplog.text
 
