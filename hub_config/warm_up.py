@@ -7,8 +7,9 @@ Listed and indexed inside a burst of 50 starts, that made the first burst after 
 of overhead at the median against 0.72-0.99 s for the bursts after it (docs/benchmarks.md).
 
 Here a spawner that belongs to no user, and is never started, starts them a few seconds after the hub's
-config is loaded. If that fails (the apiserver is away, RBAC is missing), the first real start tries again
-the usual way and reports the error there: a warm-up must not be what stops a hub.
+config is loaded, and what their first lists made is frozen for the garbage collector (the `then` of
+`start`). If that fails (the apiserver is away, RBAC is missing), it logs a warning and the first real start
+tries again the usual way: a warm-up must not be what stops a hub.
 """
 
 from __future__ import annotations
