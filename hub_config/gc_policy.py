@@ -30,6 +30,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 
+from hub_config import background
 from hub_config.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,7 @@ async def run(policy: GcPolicy, busy: Callable[[], bool]) -> None:
     passes_since_full: int | None = None
     while True:
         await asyncio.sleep(policy.period_seconds)
-        try:
-            is_busy = busy()
-        except Exception:  # the policy must outlive a hub state it cannot read; a full pass then waits
-            log.exception("gc policy: could not tell whether starts are pending")
-            is_busy = True
-        step = policy.step(passes_since_full, is_busy)
+        step = policy.step(passes_since_full, busy_or_unknown(busy))
         if step is Step.WAIT:
             continue
         frozen, elapsed = collect_and_freeze(full=step is Step.FULL)
@@ -119,22 +115,25 @@ def hub_busy() -> bool:
     return bool(JupyterHub.instance().users.count_active_users().get("pending"))
 
 
+def busy_or_unknown(busy: Callable[[], bool]) -> bool:
+    """`busy()`, or True when it fails: the policy must outlive a hub state it cannot read, and a pass that
+    waits for a quiet hub then waits."""
+    try:
+        return busy()
+    except Exception:
+        log.exception("gc policy: could not tell whether starts are pending")
+        return True
+
+
 def freeze_unless_busy(busy: Callable[[], bool] = hub_busy) -> bool:
     """Collects and freezes what is new, now, unless a start or stop is pending (or that cannot be told):
     for a moment the hub knows it has just made many long-lived objects. hub_config/warm_up.py lists every Pod
     event in the cluster (150k objects for 4,000 events); left unfrozen until the policy's first pass, they
     made each automatic full collection of the first burst walk them (three of 0.1-1 s in one burst)."""
-    try:
-        if busy():
-            return False
-    except Exception:
-        log.exception("gc policy: could not tell whether starts are pending")
+    if busy_or_unknown(busy):
         return False
     collect_and_freeze(full=False)
     return True
-
-
-_TASKS: set[asyncio.Task[None]] = set()
 
 
 def start(policy: GcPolicy, busy: Callable[[], bool] = hub_busy) -> asyncio.Task[None] | None:
@@ -142,13 +141,7 @@ def start(policy: GcPolicy, busy: Callable[[], bool] = hub_busy) -> asyncio.Task
     loop (a config loaded by another tool), or with a period of 0, it does nothing and returns None."""
     if policy.period_seconds <= 0:
         return None
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    if not any(isinstance(cb, PauseRecorder) for cb in gc.callbacks):
-        gc.callbacks.append(PauseRecorder())
-    task = loop.create_task(run(policy, busy), name="gc-policy")
-    _TASKS.add(task)  # the loop keeps only a weak reference to tasks
-    task.add_done_callback(_TASKS.discard)
+    task = background.on_running_loop(lambda: run(policy, busy), name="gc-policy")
+    if task is not None and not any(isinstance(cb, PauseRecorder) for cb in gc.callbacks):
+        gc.callbacks.append(PauseRecorder())  # before the task's first step: it runs on the loop's next turn
     return task

@@ -26,6 +26,7 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from hub_config import background
 from hub_config import constants as k
 from hub_config.namespaces import ProvisionResult, ensure_user_namespace, namespace_name, namespace_template
 from hub_config.settings import HubSettings
@@ -43,7 +44,6 @@ class Provisioner:
         self._done: dict[str, float] = {}
         self._poddefaults_written: dict[str, float] = {}
         self._running: dict[str, asyncio.Future[ProvisionResult]] = {}
-        self._background: set[asyncio.Task[Any]] = set()
 
     def is_fresh(self, namespace: str) -> bool:
         done = self._done.get(namespace)
@@ -91,9 +91,7 @@ class Provisioner:
             except Exception as e:
                 log.warning("preparing %s at login failed (the spawn retries): %s", namespace, e)
 
-        task = asyncio.ensure_future(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        background.keep(asyncio.ensure_future(run()))
 
 
 async def create_workspace(spawner: Any) -> bool:

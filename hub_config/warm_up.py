@@ -20,6 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hub_config import background
+from hub_config.poddefault_cache import POD_DEFAULTS
+
 log = logging.getLogger(__name__)
 
 DELAY_SECONDS = 2.0  # after the config is loaded: the hub's own initialisation runs first
@@ -72,22 +75,9 @@ def hub_spawner() -> Any:
     return app.spawner_class(config=app.config, user=NoUser(), hub=app.hub)
 
 
-_TASKS: set[asyncio.Task[bool]] = set()
-
-
-def start(make_spawner: Callable[[], Any] = hub_spawner, start_poddefaults: Callable[[Any], None] | None = None,
+def start(make_spawner: Callable[[], Any] = hub_spawner,
+          start_poddefaults: Callable[[Any], None] = POD_DEFAULTS.start,
           then: Callable[[], object] | None = None) -> asyncio.Task[bool] | None:
     """Schedules the warm-up on the running event loop (the hub loads its config inside it); None without
     one (a config loaded by another tool)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-    if start_poddefaults is None:
-        from hub_config.poddefault_cache import POD_DEFAULTS
-
-        start_poddefaults = POD_DEFAULTS.start
-    task = loop.create_task(run(make_spawner, start_poddefaults, then), name="hub-warm-up")
-    _TASKS.add(task)  # the loop keeps only a weak reference to tasks
-    task.add_done_callback(_TASKS.discard)
-    return task
+    return background.on_running_loop(lambda: run(make_spawner, start_poddefaults, then), name="hub-warm-up")

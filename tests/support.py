@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def wait_for(
@@ -172,3 +173,16 @@ def serve_on_loopback(app: object, port: int = 0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def add_poddefault(kube_api: Any, ns: str, name: str, selector: dict[str, Any], desc: str = "") -> None:
+    """A PodDefault in `ns` (kubernetes client, admin credentials) that injects env var NAME=1."""
+    from kubernetes import client
+
+    from hub_config import constants as k
+
+    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        k.PODDEFAULT_GROUP, k.PODDEFAULT_VERSION, ns, k.PODDEFAULT_PLURAL,
+        {"apiVersion": k.PODDEFAULT_API_VERSION, "kind": "PodDefault", "metadata": {"name": name},
+         "spec": {"desc": desc or name, "selector": selector, "env": [{"name": name.upper().replace("-", "_"),
+                                                                      "value": "1"}]}})

@@ -10,6 +10,7 @@ import pytest
 from jupyterhub.objects import Server
 from kubernetes import client
 from kubespawner import KubeSpawner
+from support import add_poddefault
 from traitlets.config import Config
 
 from hub_config import constants as k
@@ -39,14 +40,6 @@ async def render_pod(spawner: Any) -> Any:
     """What KubeSpawner does between the pre-spawn hook and the pod create."""
     await spawner.load_user_options()
     return await spawner.get_pod_manifest()
-
-
-def add_poddefault(kube_api: Any, ns: str, name: str, selector: dict[str, Any], desc: str = "") -> None:
-    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        k.PODDEFAULT_GROUP, k.PODDEFAULT_VERSION, ns, k.PODDEFAULT_PLURAL,
-        {"apiVersion": k.PODDEFAULT_API_VERSION, "kind": "PodDefault", "metadata": {"name": name},
-         "spec": {"desc": desc or name, "selector": selector, "env": [{"name": name.upper().replace("-", "_"),
-                                                                      "value": "1"}]}})
 
 
 async def alice_and_bob(settings: HubSettings, user_factory: Callable[..., tuple[str, str]]

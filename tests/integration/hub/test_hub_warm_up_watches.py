@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubespawner import KubeSpawner
+from support import add_poddefault
 from traitlets.config import Config
 
 from hub_config import constants as k
@@ -30,10 +31,8 @@ async def test_the_warm_up_starts_the_shared_watches_and_the_poddefault_copy(
     _, ns = user_factory("warm")
     client.CoreV1Api(kube_api).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={k.TEST_LABEL: "true"})))
-    client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
-        k.PODDEFAULT_GROUP, k.PODDEFAULT_VERSION, ns, k.PODDEFAULT_PLURAL,
-        {"apiVersion": k.PODDEFAULT_API_VERSION, "kind": "PodDefault", "metadata": {"name": "before-any-start"},
-         "spec": {"desc": "made before the hub started", "selector": {"matchLabels": {"before": "true"}}}})
+    add_poddefault(kube_api, ns, "before-any-start", {"matchLabels": {"before": "true"}},
+                   desc="made before the hub started")
     earlier = dict(KubeSpawner.reflectors)  # the class's: other tests of this process may have started some
     KubeSpawner.reflectors.clear()
     copy = PodDefaultCache()

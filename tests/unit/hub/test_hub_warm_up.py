@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub_config import warm_up
+from hub_config import background, warm_up
 
 
 class Spawner:
@@ -84,11 +84,11 @@ def test_without_a_running_loop_nothing_starts() -> None:
 async def test_started_on_the_running_loop_it_warms_up_once() -> None:
     spawner = Spawner()
     task = warm_up.start(lambda: spawner, lambda s: None)
-    assert task is not None and task in warm_up._TASKS
+    assert task is not None and background.held(task)
     task.cancel()  # the real delay is seconds; cancelling shows the task is the loop's and is released
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert task not in warm_up._TASKS
+    assert not background.held(task)
 
 
 def test_the_real_spawner_class_can_be_made_for_no_user_and_shares_the_class_reflectors(
